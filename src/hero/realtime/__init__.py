@@ -1,0 +1,1 @@
+"""hero.realtime (public API pending)."""
