@@ -1,0 +1,5 @@
+import sys
+
+from hero.cli import main
+
+sys.exit(main())

@@ -1,0 +1,345 @@
+"""The HTTP-connections layer of one hub (SIGNALR.md sections 2 and 3).
+
+`ConnectionEndpoint` is a plain ASGI app mounted at the hub's path. It answers
+`POST /negotiate`, WebSocket upgrades, SSE and long-poll GETs, POST sends and DELETE, with
+the status codes of SIGNALR.md 3.1, and hands each logical connection to the application
+(the hub runtime) through the ConnectionManager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from hero.realtime.endpoint.manager import Application, ConnectionManager
+from hero.realtime.protocol.negotiate import (
+    TRANSPORT_ORDER,
+    NegotiateResponse,
+    NegotiateVersionError,
+    encode_negotiate_error,
+    select_version,
+)
+from hero.realtime.transports import ANONYMOUS, Connection, Identity, TransportKind
+from hero.realtime.transports.asgi import (
+    Receive,
+    Scope,
+    Send,
+    header,
+    reject_websocket,
+    respond,
+)
+from hero.realtime.transports.long_polling import run_poll
+from hero.realtime.transports.server_sent_events import run_server_sent_events
+from hero.realtime.transports.websockets import run_websocket
+
+Authenticator = Callable[[Scope], Awaitable[Identity | None]]
+"""Returns the caller's identity, or None when the request is not authenticated."""
+
+OriginCheck = Callable[[str], bool]
+
+_JSON = b"application/json"
+_PROBLEM = b"application/problem+json"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointOptions:
+    """HTTP-connection settings (the .NET HttpConnectionDispatcherOptions defaults)."""
+
+    transports: tuple[TransportKind, ...] = (
+        TransportKind.WEBSOCKETS,
+        TransportKind.SERVER_SENT_EVENTS,
+        TransportKind.LONG_POLLING,
+    )
+    long_poll_timeout: float = 90.0
+    disconnect_timeout: float = 15.0
+    transport_send_timeout: float = 10.0
+    inbound_buffer_size: int = 65_536
+    outbound_buffer_size: int = 1_048_576
+    minimum_negotiate_version: int = 0
+    require_authentication: bool = False
+
+
+def _unauthorized_body() -> bytes:
+    return msgspec.json.encode(
+        {
+            "type": "https://tools.ietf.org/html/rfc9110#section-15.5.2",
+            "title": "Unauthorized",
+            "status": 401,
+            "detail": "A valid bearer token is required.",
+        }
+    )
+
+
+class ConnectionEndpoint:
+    """ASGI app for one hub path."""
+
+    def __init__(
+        self,
+        application: Application,
+        options: EndpointOptions | None = None,
+        *,
+        authenticate: Authenticator | None = None,
+        origin_allowed: OriginCheck | None = None,
+    ) -> None:
+        self.options = options or EndpointOptions()
+        self._authenticate = authenticate
+        self._origin_allowed = origin_allowed
+        self.connections = ConnectionManager(
+            application,
+            disconnect_timeout=self.options.disconnect_timeout,
+            inbound_limit=self.options.inbound_buffer_size,
+            outbound_limit=self.options.outbound_buffer_size,
+        )
+
+    async def aclose(self) -> None:
+        await self.connections.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        path = _route_path(scope)
+        if kind == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if kind != "http":  # pragma: no cover - other ASGI scope types
+            return
+        method = scope["method"]
+        if path.rstrip("/").endswith("/negotiate"):
+            if method != "POST":
+                await respond(send, 405, b"Method Not Allowed", headers=[(b"allow", b"POST")])
+                return
+            await self._negotiate(scope, send)
+            return
+        if method == "GET":
+            accept = header(scope, b"accept") or ""
+            if "text/event-stream" in accept:
+                await self._server_sent_events(scope, receive, send)
+            else:
+                await self._long_poll(scope, receive, send)
+        elif method == "POST":
+            await self._post(scope, receive, send)
+        elif method == "DELETE":
+            await self._delete(scope, send)
+        else:
+            await respond(send, 405, b"Method Not Allowed")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _identify(self, scope: Scope) -> Identity | None:
+        if self._authenticate is None:
+            return ANONYMOUS
+        identity = await self._authenticate(scope)
+        if identity is None and not self.options.require_authentication:
+            return ANONYMOUS
+        return identity
+
+    async def _negotiate(self, scope: Scope, send: Send) -> None:
+        identity = await self._identify(scope)
+        if identity is None:
+            await respond(send, 401, _unauthorized_body(), content_type=_PROBLEM)
+            return
+        query = _query(scope)
+        try:
+            version = select_version(query, self.options.minimum_negotiate_version)
+        except NegotiateVersionError as exc:
+            await respond(send, 200, encode_negotiate_error(str(exc)), content_type=_JSON)
+            return
+        connection = self.connections.create(identity, version=version)
+        body = NegotiateResponse(
+            version=version,
+            connection_id=connection.connection_id,
+            connection_token=connection.connection_token,
+            transports=tuple(t.value for t in self.options.transports),
+        ).encode()
+        await respond(send, 200, body, content_type=_JSON)
+
+    async def _lookup(
+        self, scope: Scope, send: Send, *, websocket: bool = False
+    ) -> tuple[Connection | None, Identity | None]:
+        """Find the connection named by `id` and check the caller; responds on failure."""
+        identity = await self._identify(scope)
+        reply = _reply_ws(scope, send) if websocket else _reply_http(send)
+        if identity is None:
+            await reply(401, _unauthorized_body(), _PROBLEM)
+            return None, None
+        token = _query(scope).get("id")
+        if not token:
+            await reply(400, b"Connection ID required", b"text/plain")
+            return None, None
+        connection = self.connections.get(token)
+        if connection is None or connection.disposed:
+            await reply(404, b"No Connection with that ID", b"text/plain")
+            return None, None
+        owner = connection.identity.user_id
+        if owner is not None and identity.user_id != owner:
+            await reply(403, b"Forbidden", b"text/plain")
+            return None, None
+        return connection, identity
+
+    def _enabled(self, transport: TransportKind) -> bool:
+        return transport in self.options.transports
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._enabled(TransportKind.WEBSOCKETS):
+            await reject_websocket(
+                scope, send, 404, b"WebSockets transport not supported by this end point type"
+            )
+            return
+        origin = header(scope, b"origin")
+        if origin is not None and self._origin_allowed is not None:
+            if not self._origin_allowed(origin):
+                await reject_websocket(scope, send, 403, b"Origin not allowed")
+                return
+        if _query(scope).get("id"):
+            connection, _ = await self._lookup(scope, send, websocket=True)
+            if connection is None:
+                return
+            if connection.transport not in (None, TransportKind.WEBSOCKETS):
+                await reject_websocket(scope, send, 400, b"Cannot change transports mid-connection")
+                return
+            if connection.active_requests or self.connections.started(connection):
+                await reject_websocket(scope, send, 409)
+                return
+        else:
+            identity = await self._identify(scope)
+            if identity is None:
+                await reject_websocket(scope, send, 401, _unauthorized_body(), _PROBLEM)
+                return
+            connection = self.connections.create(identity)  # skipNegotiation
+        message = await receive()
+        if message["type"] != "websocket.connect":  # pragma: no cover - ASGI guarantees it
+            return
+        await send({"type": "websocket.accept"})
+        connection.active_requests += 1
+        self.connections.start(connection, TransportKind.WEBSOCKETS)
+        try:
+            await run_websocket(
+                connection, receive, send, send_timeout=self.options.transport_send_timeout
+            )
+        finally:
+            connection.active_requests -= 1
+
+    async def _server_sent_events(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._enabled(TransportKind.SERVER_SENT_EVENTS):
+            await respond(send, 404, b"ServerSentEvents transport not supported by this end point type")
+            return
+        connection, _ = await self._lookup(scope, send)
+        if connection is None:
+            return
+        if connection.transport not in (None, TransportKind.SERVER_SENT_EVENTS):
+            await respond(send, 400, b"Cannot change transports mid-connection")
+            return
+        if connection.active_requests or self.connections.started(connection):
+            await respond(send, 409, content_type=None)
+            return
+        connection.active_requests += 1
+        self.connections.start(connection, TransportKind.SERVER_SENT_EVENTS)
+        try:
+            await run_server_sent_events(
+                connection, receive, send, send_timeout=self.options.transport_send_timeout
+            )
+        finally:
+            connection.active_requests -= 1
+
+    async def _long_poll(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._enabled(TransportKind.LONG_POLLING):
+            await respond(send, 404, b"LongPolling transport not supported by this end point type")
+            return
+        connection, _ = await self._lookup(scope, send)
+        if connection is None:
+            return
+        if connection.transport not in (None, TransportKind.LONG_POLLING):
+            await respond(send, 400, b"Cannot change transports mid-connection")
+            return
+        if not self.connections.started(connection) and connection.transport is None:
+            # First poll: activate the connection and return at once (SIGNALR.md 3.5).
+            connection.last_seen = time.monotonic()
+            self.connections.start(connection, TransportKind.LONG_POLLING)
+            await respond(send, 200, content_type=b"application/octet-stream")
+            return
+        alive = await run_poll(
+            connection, receive, send, poll_timeout=self.options.long_poll_timeout
+        )
+        if not alive:
+            self.connections.dispose(connection)
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connection, _ = await self._lookup(scope, send)
+        if connection is None:
+            return
+        if connection.transport is TransportKind.WEBSOCKETS:
+            await respond(send, 405, b"POST requests are not allowed for WebSocket connections.")
+            return
+        connection.active_requests += 1
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    await respond(send, 400, content_type=None)
+                    return
+                body = message.get("body", b"")
+                if body and not await connection.inbound.feed(body):
+                    await respond(send, 404, content_type=None)
+                    return
+                if not message.get("more_body", False):
+                    break
+        finally:
+            connection.active_requests -= 1
+            connection.last_seen = time.monotonic()
+        await respond(send, 200, content_type=b"text/plain")
+
+    async def _delete(self, scope: Scope, send: Send) -> None:
+        connection, _ = await self._lookup(scope, send)
+        if connection is None:
+            return
+        if connection.transport is not TransportKind.LONG_POLLING:
+            await respond(send, 400, b"Cannot terminate this connection using the DELETE endpoint.")
+            return
+        self.connections.dispose(connection)
+        await respond(send, 202, content_type=None)
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    raw = scope.get("query_string", b"")
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+
+
+def _reply_http(send: Send) -> Callable[[int, bytes, bytes], Awaitable[None]]:
+    async def reply(status: int, body: bytes, content_type: bytes) -> None:
+        await respond(send, status, body, content_type=content_type)
+
+    return reply
+
+
+def _reply_ws(scope: Scope, send: Send) -> Callable[[int, bytes, bytes], Awaitable[None]]:
+    async def reply(status: int, body: bytes, content_type: bytes) -> None:
+        await reject_websocket(scope, send, status, body, content_type)
+
+    return reply
+
+
+__all__ = ["TRANSPORT_ORDER", "Authenticator", "ConnectionEndpoint", "EndpointOptions"]
+

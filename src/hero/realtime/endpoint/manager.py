@@ -1,0 +1,148 @@
+"""The connection registry: creates, finds, runs and reaps logical connections."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from hero.realtime.transports import Connection, Identity, TransportKind
+
+logger = logging.getLogger("hero.realtime.connections")
+
+Application = Callable[[Connection], Awaitable[None]]
+
+
+def new_id() -> str:
+    """16 random bytes, base64url without padding (22 URL-safe characters)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
+
+
+class ConnectionManager:
+    """Owns every logical connection of one endpoint and the tasks that run them.
+
+    Background work (the application task of each connection and the reaper) is created
+    lazily on first use and cancelled by `aclose()`; the host's lifespan should call it.
+    """
+
+    def __init__(
+        self,
+        application: Application,
+        *,
+        disconnect_timeout: float,
+        inbound_limit: int,
+        outbound_limit: int,
+    ) -> None:
+        self._application = application
+        self._disconnect_timeout = disconnect_timeout
+        self._inbound_limit = inbound_limit
+        self._outbound_limit = outbound_limit
+        self._by_token: dict[str, Connection] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def __len__(self) -> int:
+        return len(self._by_token)
+
+    def create(self, identity: Identity, *, version: int = 1) -> Connection:
+        connection_id = new_id()
+        token = new_id() if version > 0 else connection_id
+        connection = Connection(
+            connection_id,
+            token,
+            identity,
+            inbound_limit=self._inbound_limit,
+            outbound_limit=self._outbound_limit,
+        )
+        self._by_token[token] = connection
+        self._ensure_reaper()
+        return connection
+
+    def get(self, token: str) -> Connection | None:
+        return self._by_token.get(token)
+
+    def started(self, connection: Connection) -> bool:
+        return connection.connection_token in self._tasks
+
+    def start(self, connection: Connection, transport: TransportKind) -> None:
+        """Attach the transport kind and run the application for this connection."""
+        connection.transport = transport
+        if connection.connection_token in self._tasks:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._run(connection), name=f"hero-connection-{connection.connection_id}"
+        )
+        self._tasks[connection.connection_token] = task
+
+    async def _run(self, connection: Connection) -> None:
+        try:
+            await self._application(connection)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("connection %s failed", connection.connection_id)
+        finally:
+            connection.close()
+            self._tasks.pop(connection.connection_token, None)
+            if connection.transport is not TransportKind.LONG_POLLING:
+                self._forget(connection)
+
+    def dispose(self, connection: Connection) -> None:
+        """The connection is over: the application reads end of stream, the id is dropped."""
+        connection.client_gone()
+        connection.disposed = True
+        self._forget(connection)
+
+    def _forget(self, connection: Connection) -> None:
+        connection.disposed = True
+        if self._by_token.get(connection.connection_token) is connection:
+            del self._by_token[connection.connection_token]
+        if connection.connection_token not in self._tasks:
+            connection.outbound.close()
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None and not self._closing:
+            self._reaper = asyncio.get_running_loop().create_task(
+                self._reap_forever(), name="hero-connection-reaper"
+            )
+
+    async def _reap_forever(self) -> None:
+        interval = min(1.0, self._disconnect_timeout / 4)
+        while True:
+            await asyncio.sleep(interval)
+            self.reap(time.monotonic())
+
+    def reap(self, now: float) -> None:
+        """Dispose connections inactive for longer than the disconnect timeout:
+        negotiated but never used, or long polling with no poll in progress."""
+        for connection in list(self._by_token.values()):
+            if connection.active_requests:
+                continue
+            idle = now - connection.last_seen
+            if idle < self._disconnect_timeout:
+                continue
+            if connection.transport is None or connection.transport is TransportKind.LONG_POLLING:
+                logger.debug("reaping inactive connection %s", connection.connection_id)
+                self.dispose(connection)
+
+    async def aclose(self) -> None:
+        """Stop everything: connections see end of stream, tasks are awaited then cancelled."""
+        self._closing = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        for connection in list(self._by_token.values()):
+            self.dispose(connection)
+        tasks = list(self._tasks.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

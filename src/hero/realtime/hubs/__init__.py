@@ -1,0 +1,30 @@
+"""Public API for application code: Hub, hub_method, Clients, Groups, HubContext, HubServer."""
+
+from hero.realtime.endpoint import EndpointOptions
+from hero.realtime.hubs.clients import CallerClients, ClientProxy, Clients, Groups, SingleClientProxy
+from hero.realtime.hubs.hub import Hub, HubCallerContext
+from hero.realtime.hubs.routing import HubRoute
+from hero.realtime.hubs.server import HubContext, HubServer, HubServerOptions
+from hero.realtime.lifetime import ClientResultError
+from hero.realtime.server import HubException, HubOptions, hub_method
+from hero.realtime.transports import Identity
+
+__all__ = [
+    "CallerClients",
+    "ClientProxy",
+    "ClientResultError",
+    "Clients",
+    "EndpointOptions",
+    "Groups",
+    "Hub",
+    "HubCallerContext",
+    "HubContext",
+    "HubException",
+    "HubOptions",
+    "HubRoute",
+    "HubServer",
+    "HubServerOptions",
+    "Identity",
+    "SingleClientProxy",
+    "hub_method",
+]

@@ -1,0 +1,167 @@
+"""Client proxies: who a message goes to (SIGNALR.md 9.6).
+
+Every proxy sends a non-blocking Invocation (no invocation id) through the lifetime
+manager, which serialises it once per protocol. `SingleClientProxy.invoke` is the one
+call that waits for an answer (client results, 9.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+from hero.realtime.lifetime import HubLifetimeManager
+from hero.realtime.protocol import InvocationMessage
+from hero.realtime.server import release_invocation_slot
+
+_Deliver = Callable[[InvocationMessage], Awaitable[None]]
+
+
+class ClientProxy:
+    """A set of recipients; `await proxy.send("Target", arg1, arg2)`."""
+
+    __slots__ = ("_deliver",)
+
+    def __init__(self, deliver: _Deliver) -> None:
+        self._deliver = deliver
+
+    async def send(self, target: str, *arguments: Any) -> None:
+        """Invoke `target(*arguments)` on every recipient; returns once queued everywhere."""
+        await self._deliver(InvocationMessage(target=target, arguments=arguments))
+
+
+class SingleClientProxy(ClientProxy):
+    """One connection: can also `invoke` a client method and await its result."""
+
+    __slots__ = ("_connection_id", "_lifetime")
+
+    def __init__(self, lifetime: HubLifetimeManager, connection_id: str) -> None:
+        async def deliver(message: InvocationMessage) -> None:
+            await lifetime.send_connection(connection_id, message)
+
+        super().__init__(deliver)
+        self._lifetime = lifetime
+        self._connection_id = connection_id
+
+    async def invoke(self, target: str, *arguments: Any, timeout: float | None = None) -> Any:
+        """Call a client handler and return what it returns.
+
+        Raises ClientResultError (`Connection '<id>' disconnected.`, the client's own error
+        text, ...). Inside a hub method the invocation slot is given back first, so the
+        caller's own Completion can be read while waiting.
+        """
+        release_invocation_slot()
+        return await self._lifetime.invoke_connection(
+            self._connection_id, target, tuple(arguments), timeout
+        )
+
+
+class Clients:
+    """Targets available anywhere (hub methods and HubContext)."""
+
+    __slots__ = ("_lifetime",)
+
+    def __init__(self, lifetime: HubLifetimeManager) -> None:
+        self._lifetime = lifetime
+
+    @property
+    def all(self) -> ClientProxy:
+        return ClientProxy(self._lifetime.send_all)
+
+    def all_except(self, connection_ids: Collection[str]) -> ClientProxy:
+        excluded = tuple(connection_ids)
+
+        async def deliver(message: InvocationMessage) -> None:
+            await self._lifetime.send_all(message, excluded)
+
+        return ClientProxy(deliver)
+
+    def client(self, connection_id: str) -> SingleClientProxy:
+        return SingleClientProxy(self._lifetime, connection_id)
+
+    def clients(self, connection_ids: Collection[str]) -> ClientProxy:
+        ids = tuple(connection_ids)
+
+        async def deliver(message: InvocationMessage) -> None:
+            await self._lifetime.send_connections(ids, message)
+
+        return ClientProxy(deliver)
+
+    def group(self, name: str) -> ClientProxy:
+        async def deliver(message: InvocationMessage) -> None:
+            await self._lifetime.send_group(name, message)
+
+        return ClientProxy(deliver)
+
+    def groups(self, names: Collection[str]) -> ClientProxy:
+        group_names = tuple(names)
+
+        async def deliver(message: InvocationMessage) -> None:
+            await self._lifetime.send_groups(group_names, message)
+
+        return ClientProxy(deliver)
+
+    def group_except(self, name: str, connection_ids: Collection[str]) -> ClientProxy:
+        excluded = tuple(connection_ids)
+
+        async def deliver(message: InvocationMessage) -> None:
+            await self._lifetime.send_group(name, message, excluded)
+
+        return ClientProxy(deliver)
+
+    def user(self, user_id: str) -> ClientProxy:
+        async def deliver(message: InvocationMessage) -> None:
+            await self._lifetime.send_user(user_id, message)
+
+        return ClientProxy(deliver)
+
+    def users(self, user_ids: Collection[str]) -> ClientProxy:
+        ids = tuple(user_ids)
+
+        async def deliver(message: InvocationMessage) -> None:
+            await self._lifetime.send_users(ids, message)
+
+        return ClientProxy(deliver)
+
+
+class CallerClients(Clients):
+    """Targets relative to the connection that invoked the hub method."""
+
+    __slots__ = ("_caller",)
+
+    def __init__(self, lifetime: HubLifetimeManager, caller_id: str) -> None:
+        super().__init__(lifetime)
+        self._caller = caller_id
+
+    @property
+    def caller(self) -> SingleClientProxy:
+        return self.client(self._caller)
+
+    @property
+    def others(self) -> ClientProxy:
+        return self.all_except((self._caller,))
+
+    def others_in_group(self, name: str) -> ClientProxy:
+        return self.group_except(name, (self._caller,))
+
+
+class Groups:
+    """Group membership by connection id (or all connections of a user)."""
+
+    __slots__ = ("_lifetime",)
+
+    def __init__(self, lifetime: HubLifetimeManager) -> None:
+        self._lifetime = lifetime
+
+    async def add(self, connection_id: str, group: str) -> None:
+        await self._lifetime.add_to_group(connection_id, group)
+
+    async def remove(self, connection_id: str, group: str) -> None:
+        await self._lifetime.remove_from_group(connection_id, group)
+
+    async def add_user(self, user_id: str, group: str) -> None:
+        """Every live connection of the user joins `group`."""
+        await self._lifetime.add_user_to_group(user_id, group)
+
+    async def remove_user(self, user_id: str, group: str) -> None:
+        await self._lifetime.remove_user_from_group(user_id, group)

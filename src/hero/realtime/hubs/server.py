@@ -1,0 +1,112 @@
+"""HubServer: one hub as a mountable ASGI app, and HubContext for sending from outside."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from hero.realtime.endpoint import Authenticator, ConnectionEndpoint, EndpointOptions
+from hero.realtime.endpoint.dispatcher import OriginCheck
+from hero.realtime.hubs.clients import CallerClients, Clients, Groups
+from hero.realtime.hubs.hub import Hub, HubCallerContext, HubFactory
+from hero.realtime.lifetime import HubLifetimeManager, MemoryLifetimeManager
+from hero.realtime.server import (
+    ConnectionObserver,
+    HubConnection,
+    HubConnectionHandler,
+    HubDispatcher,
+    HubOptions,
+    describe_hub,
+)
+from hero.realtime.server.dispatcher import InvocationObserver
+from hero.realtime.transports.asgi import Receive, Scope, Send
+
+
+class HubContext:
+    """Send to clients and manage groups from anywhere outside a hub (after a commit, from
+    a background job, ...). Safe to share; holds no connection state."""
+
+    __slots__ = ("clients", "groups")
+
+    def __init__(self, lifetime: HubLifetimeManager) -> None:
+        self.clients = Clients(lifetime)
+        self.groups = Groups(lifetime)
+
+
+@dataclass(frozen=True, slots=True)
+class HubServerOptions:
+    """Hub runtime options plus HTTP-connection options."""
+
+    hub: HubOptions = field(default_factory=HubOptions)
+    endpoint: EndpointOptions = field(default_factory=EndpointOptions)
+
+
+class HubServer:
+    """Serves one Hub subclass over every transport and protocol.
+
+    It is an ASGI app: mount it at the hub's path (`Mount("/chat", app=server)` in
+    Starlette, `app.mount("/chat", server)` in FastAPI). Call `aclose()` (or use
+    `lifespan()`) at shutdown so open connections end cleanly.
+    """
+
+    def __init__(
+        self,
+        hub_type: type[Hub],
+        *,
+        options: HubServerOptions | None = None,
+        lifetime_manager: HubLifetimeManager | None = None,
+        authenticate: Authenticator | None = None,
+        origin_allowed: OriginCheck | None = None,
+        hub_factory: HubFactory | None = None,
+        connection_observer: ConnectionObserver | None = None,
+        invocation_observer: InvocationObserver | None = None,
+    ) -> None:
+        self.options = options or HubServerOptions()
+        self.hub_type = hub_type
+        self.lifetime = lifetime_manager or MemoryLifetimeManager()
+        self.context = HubContext(self.lifetime)
+        self._factory: HubFactory = hub_factory or hub_type
+        self._groups = Groups(self.lifetime)
+        self.dispatcher = HubDispatcher(
+            describe_hub(hub_type),
+            self._activate,
+            self.lifetime,
+            self.options.hub,
+            invocation_observer,
+        )
+        self.handler = HubConnectionHandler(
+            self.dispatcher, self.lifetime, self.options.hub, connection_observer
+        )
+        self.endpoint = ConnectionEndpoint(
+            self.handler.run,
+            self.options.endpoint,
+            authenticate=authenticate,
+            origin_allowed=origin_allowed,
+        )
+
+    def _activate(self, connection: HubConnection) -> Hub:
+        hub = self._factory()
+        hub.context = HubCallerContext(connection)
+        hub.clients = CallerClients(self.lifetime, connection.connection_id)
+        hub.groups = self._groups
+        return hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.endpoint(scope, receive, send)
+
+    async def start(self) -> None:
+        await self.lifetime.start()
+
+    async def aclose(self) -> None:
+        await self.endpoint.aclose()
+        await self.lifetime.stop()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[HubServer]:
+        """`async with server.lifespan():` inside the host app's lifespan."""
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.aclose()

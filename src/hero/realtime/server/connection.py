@@ -1,0 +1,151 @@
+"""HubConnection: one connection as the hub runtime sees it (after the handshake)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hero.realtime.protocol import CloseMessage, HubMessage, HubProtocol, SerializedMessage
+from hero.realtime.transports import Connection, Identity
+
+logger = logging.getLogger("hero.realtime.hub")
+
+CLOSED_WITH_ERROR = "Connection closed with an error."
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReason:
+    """Why the hub ends a connection: the Close message to send (if any) and the exception
+    handed to `on_disconnected` (None for a graceful close)."""
+
+    message: CloseMessage | None
+    exception: BaseException | None = None
+
+
+class UploadStream:
+    """A client-to-server stream: items pushed by the read loop, consumed by a hub method.
+
+    Bounded (`capacity` items): when full, the connection's read loop waits (backpressure).
+    """
+
+    _END = object()
+
+    def __init__(self, capacity: int, adapter: Any) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=capacity)
+        self._adapter = adapter
+        self._error: BaseException | None = None
+        self._done = False
+
+    async def push(self, item: Any) -> None:
+        if self._done:
+            return
+        if self._adapter is not None:
+            item = self._adapter.validate_python(item)
+        await self._queue.put(item)
+
+    def complete(self, error: BaseException | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._error = error
+        try:
+            self._queue.put_nowait(self._END)
+        except asyncio.QueueFull:
+            # The consumer drains the queue first; it then finds `_done` set.
+            pass
+
+    def __aiter__(self) -> UploadStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._done and self._queue.empty():
+            if self._error is not None:
+                raise self._error
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is self._END:
+            if self._error is not None:
+                raise self._error
+            raise StopAsyncIteration
+        return item
+
+
+class HubConnection:
+    """Protocol-aware wrapper of a transport Connection.
+
+    `write` and `write_serialized` never await: they append framed bytes to the bounded
+    send queue. A connection whose queue is full is aborted ("slow consumer") instead of
+    buffering forever or slowing the sender.
+    """
+
+    def __init__(self, transport: Connection, protocol: HubProtocol) -> None:
+        self.transport = transport
+        self._protocol = protocol
+        self.items: dict[str, Any] = transport.items
+        self.last_received = time.monotonic()
+        self.ping_received = False
+        self.dispatching = 0
+        self.closing = asyncio.Event()
+        self.close_reason: CloseReason | None = None
+        self.streams: dict[str, asyncio.Task[None]] = {}
+        self.cancelled_streams: set[str] = set()
+        self.uploads: dict[str, UploadStream] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.slots = asyncio.Semaphore(1)
+        self.dropped = False
+
+    @property
+    def connection_id(self) -> str:
+        return self.transport.connection_id
+
+    @property
+    def identity(self) -> Identity:
+        return self.transport.identity
+
+    @property
+    def user_id(self) -> str | None:
+        return self.transport.identity.user_id
+
+    @property
+    def protocol(self) -> HubProtocol:
+        return self._protocol
+
+    def write(self, message: HubMessage) -> None:
+        self._enqueue(self._protocol.write(message))
+
+    def write_serialized(self, message: SerializedMessage) -> None:
+        self._enqueue(message.get(self._protocol))
+
+    def _enqueue(self, data: bytes) -> None:
+        if self.closing.is_set():
+            return
+        if not self.transport.outbound.write(data):
+            if self.transport.outbound.closed:
+                return
+            self.dropped = True
+            logger.warning(
+                "disconnecting slow consumer %s: send queue full (%d bytes queued)",
+                self.connection_id,
+                self.transport.outbound.size,
+            )
+            self.abort(
+                CloseReason(
+                    CloseMessage(error=CLOSED_WITH_ERROR, allow_reconnect=True),
+                    ConnectionError("The client is not reading its messages (send queue full)."),
+                )
+            )
+
+    def abort(self, reason: CloseReason | None = None) -> None:
+        """End the connection: the handler sends `reason.message` (if any) and cleans up."""
+        if self.close_reason is None:
+            self.close_reason = reason or CloseReason(CloseMessage())
+        self.closing.set()
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task

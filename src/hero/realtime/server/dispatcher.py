@@ -1,0 +1,392 @@
+"""The hub dispatcher: routes each incoming hub message of a connection (SIGNALR.md 9).
+
+Invocations of plain methods take one of the connection's invocation slots (one by default,
+so a connection's methods run one at a time, in arrival order); streams and methods with
+upload streams run in the background. While a method awaits a client result it gives its
+slot back, so the same connection's Completion can still be read (the deadlock rule, 9.5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from hero.realtime.lifetime import HubLifetimeManager
+from hero.realtime.protocol import (
+    CancelInvocationMessage,
+    CloseMessage,
+    CompletionMessage,
+    HubMessage,
+    InvocationMessage,
+    PingMessage,
+    StreamInvocationMessage,
+    StreamItemMessage,
+)
+from hero.realtime.server.connection import CloseReason, HubConnection, UploadStream
+from hero.realtime.server.descriptors import HubMethod
+from hero.realtime.server.errors import BindingError, HubException
+from hero.realtime.server.options import HubOptions
+
+logger = logging.getLogger("hero.realtime.hub")
+
+
+class HubInstance(Protocol):
+    async def on_connected(self) -> None: ...
+
+    async def on_disconnected(self, exception: BaseException | None) -> None: ...
+
+
+HubActivator = Callable[[HubConnection], Any]
+"""Creates the hub object that serves one invocation or lifecycle event of a connection."""
+
+
+class InvocationObserver(Protocol):
+    """Hooks for metrics; every method must be cheap and never raise."""
+
+    def invocation(self, method: str, error: bool) -> None: ...
+
+
+class _Slot:
+    """An invocation slot that can be given back early, exactly once."""
+
+    __slots__ = ("_released", "_semaphore")
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._semaphore.release()
+
+
+_current_slot: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar(
+    "hero_invocation_slot", default=None
+)
+
+
+def release_invocation_slot() -> None:
+    """Give the current invocation's slot back (called before awaiting a client result)."""
+    slot = _current_slot.get()
+    if slot is not None:
+        slot.release()
+
+
+def error_text(prefix: str, exc: BaseException, detailed: bool) -> str:
+    """ErrorMessageHelper: `<prefix>` or `<prefix> <Type>: <message>` (SIGNALR.md 9.2)."""
+    if isinstance(exc, HubException) or detailed:
+        return f"{prefix} {type(exc).__name__}: {exc}"
+    return prefix
+
+
+class HubDispatcher:
+    """Stateless per hub; all per-connection state lives on the HubConnection."""
+
+    def __init__(
+        self,
+        methods: dict[str, HubMethod],
+        activator: HubActivator,
+        lifetime: HubLifetimeManager,
+        options: HubOptions,
+        observer: InvocationObserver | None = None,
+    ) -> None:
+        self._methods = methods
+        self._activate = activator
+        self._lifetime = lifetime
+        self._options = options
+        self._observer = observer
+
+    @property
+    def methods(self) -> dict[str, HubMethod]:
+        return self._methods
+
+    def _observe(self, method: str, error: bool) -> None:
+        if self._observer is not None:
+            self._observer.invocation(method, error)
+
+    async def on_connected(self, connection: HubConnection) -> None:
+        hub = self._activate(connection)
+        await hub.on_connected()
+
+    async def on_disconnected(
+        self, connection: HubConnection, exception: BaseException | None
+    ) -> None:
+        hub = self._activate(connection)
+        await hub.on_disconnected(exception)
+
+    async def dispatch(self, connection: HubConnection, message: HubMessage) -> None:
+        if isinstance(message, InvocationMessage):
+            await self._invocation(connection, message)
+        elif isinstance(message, StreamInvocationMessage):
+            self._stream_invocation(connection, message)
+        elif isinstance(message, StreamItemMessage):
+            upload = connection.uploads.get(message.invocation_id)
+            if upload is not None:
+                try:
+                    await upload.push(message.item)
+                except Exception as exc:
+                    connection.uploads.pop(message.invocation_id, None)
+                    upload.complete(HubException(f"Invalid stream item: {exc}"))
+        elif isinstance(message, CompletionMessage):
+            upload = connection.uploads.pop(message.invocation_id, None)
+            if upload is not None:
+                upload.complete(HubException(message.error) if message.error else None)
+            else:
+                await self._lifetime.set_connection_result(connection.connection_id, message)
+        elif isinstance(message, CancelInvocationMessage):
+            task = connection.streams.get(message.invocation_id)
+            if task is not None:
+                connection.cancelled_streams.add(message.invocation_id)
+                task.cancel()
+        elif isinstance(message, PingMessage):
+            connection.ping_received = True
+        elif isinstance(message, CloseMessage):
+            error = HubException(message.error) if message.error else None
+            connection.abort(CloseReason(CloseMessage(), error))
+        # Ack / Sequence: stateful reconnect is not negotiated, so they are ignored.
+
+    def _lookup(self, connection: HubConnection, target: str, invocation_id: str | None) -> HubMethod | None:
+        method = self._methods.get(target.lower())
+        if method is None:
+            logger.debug("unknown hub method %r from %s", target, connection.connection_id)
+            self._observe(target, True)
+            if invocation_id:
+                connection.write(
+                    CompletionMessage.with_error(invocation_id, f"Unknown hub method '{target}'")
+                )
+        return method
+
+    def _bind(
+        self, connection: HubConnection, method: HubMethod, message: InvocationMessage | StreamInvocationMessage
+    ) -> list[Any] | None:
+        target = message.target
+        invocation_id = message.invocation_id
+        if len(message.stream_ids) != method.stream_count:
+            if invocation_id:
+                connection.write(
+                    CompletionMessage.with_error(
+                        invocation_id,
+                        f"An unexpected error occurred invoking '{target}' on the server. "
+                        f"HubException: Client sent {len(message.stream_ids)} stream(s), "
+                        f"Hub method expects {method.stream_count}.",
+                    )
+                )
+            self._observe(method.name, True)
+            return None
+        try:
+            args = method.bind(message.arguments)
+        except BindingError as exc:
+            if invocation_id:
+                text = f"Failed to invoke '{target}' due to an error on the server."
+                if self._options.enable_detailed_errors:
+                    text += f" InvalidDataException: {exc}"
+                connection.write(CompletionMessage.with_error(invocation_id, text))
+            self._observe(method.name, True)
+            return None
+        # Interleave upload streams with plain arguments in parameter order.
+        full: list[Any] = []
+        plain = iter(args)
+        stream_ids = iter(message.stream_ids)
+        for param in method.parameters:
+            if param.is_stream:
+                upload = UploadStream(self._options.stream_buffer_capacity, param.adapter)
+                connection.uploads[next(stream_ids)] = upload
+                full.append(upload)
+            else:
+                full.append(next(plain))
+        return full
+
+    async def _invocation(self, connection: HubConnection, message: InvocationMessage) -> None:
+        method = self._lookup(connection, message.target, message.invocation_id)
+        if method is None:
+            return
+        if method.is_streaming:
+            if message.invocation_id:
+                connection.write(
+                    CompletionMessage.with_error(
+                        message.invocation_id,
+                        f"The client attempted to invoke the streaming '{message.target}' method "
+                        "with a non-streaming invocation.",
+                    )
+                )
+            self._observe(method.name, True)
+            return
+        args = self._bind(connection, method, message)
+        if args is None:
+            return
+        if method.stream_count:
+            connection.spawn(
+                self._run_invocation(connection, method, message, args, None),
+                f"hero-invoke-{method.name}",
+            )
+            return
+        await connection.slots.acquire()
+        slot = _Slot(connection.slots)
+        connection.spawn(
+            self._run_invocation(connection, method, message, args, slot),
+            f"hero-invoke-{method.name}",
+        )
+
+    async def _run_invocation(
+        self,
+        connection: HubConnection,
+        method: HubMethod,
+        message: InvocationMessage,
+        args: list[Any],
+        slot: _Slot | None,
+    ) -> None:
+        _current_slot.set(slot)
+        invocation_id = message.invocation_id
+        failed = False
+        try:
+            hub = self._activate(connection)
+            result = await method.function(hub, *args)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failed = True
+            if not isinstance(exc, HubException):
+                logger.exception("hub method %s failed", method.name)
+            if invocation_id:
+                connection.write(
+                    CompletionMessage.with_error(
+                        invocation_id,
+                        error_text(
+                            f"An unexpected error occurred invoking '{message.target}' on the server.",
+                            exc,
+                            self._options.enable_detailed_errors,
+                        ),
+                    )
+                )
+        else:
+            if invocation_id:
+                self._write_result(connection, message.target, invocation_id, result)
+        finally:
+            for stream_id in message.stream_ids:
+                upload = connection.uploads.pop(stream_id, None)
+                if upload is not None:
+                    upload.complete()
+            if slot is not None:
+                slot.release()
+            self._observe(method.name, failed)
+
+    def _write_result(
+        self, connection: HubConnection, target: str, invocation_id: str, result: Any
+    ) -> None:
+        try:
+            data = connection.protocol.write(CompletionMessage.with_result(invocation_id, result))
+        except (TypeError, ValueError) as exc:
+            logger.exception("result of %s cannot be serialized", target)
+            data = connection.protocol.write(
+                CompletionMessage.with_error(
+                    invocation_id,
+                    error_text(
+                        f"An unexpected error occurred invoking '{target}' on the server.",
+                        exc,
+                        self._options.enable_detailed_errors,
+                    ),
+                )
+            )
+        connection._enqueue(data)
+
+    def _stream_invocation(
+        self, connection: HubConnection, message: StreamInvocationMessage
+    ) -> None:
+        invocation_id = message.invocation_id
+        if invocation_id in connection.streams:
+            connection.write(
+                CompletionMessage.with_error(
+                    invocation_id, f"Invocation ID '{invocation_id}' is already in use."
+                )
+            )
+            return
+        method = self._lookup(connection, message.target, invocation_id)
+        if method is None:
+            return
+        if not method.is_streaming:
+            connection.write(
+                CompletionMessage.with_error(
+                    invocation_id,
+                    f"The client attempted to invoke the non-streaming '{message.target}' method "
+                    "with a streaming invocation.",
+                )
+            )
+            self._observe(method.name, True)
+            return
+        args = self._bind(connection, method, message)
+        if args is None:
+            return
+        connection.streams[invocation_id] = connection.spawn(
+            self._run_stream(connection, method, message, args), f"hero-stream-{method.name}"
+        )
+
+    async def _run_stream(
+        self,
+        connection: HubConnection,
+        method: HubMethod,
+        message: StreamInvocationMessage,
+        args: list[Any],
+    ) -> None:
+        invocation_id = message.invocation_id
+        failed = False
+        iterator: AsyncIterator[Any] | None = None
+        try:
+            hub = self._activate(connection)
+            produced = method.function(hub, *args)
+            if inspect.isawaitable(produced):
+                produced = await produced
+            if produced is None or not hasattr(produced, "__aiter__"):
+                connection.write(
+                    CompletionMessage.with_error(
+                        invocation_id,
+                        f"The value returned by the streaming method '{method.name}' is not "
+                        "an async iterator.",
+                    )
+                )
+                failed = True
+                return
+            iterator = produced.__aiter__()
+            async for item in iterator:
+                connection.write(StreamItemMessage(invocation_id=invocation_id, item=item))
+            connection.write(CompletionMessage.empty(invocation_id))
+        except asyncio.CancelledError:
+            if invocation_id not in connection.cancelled_streams:
+                raise
+            # The client cancelled this stream: a final empty Completion, as .NET sends.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            connection.write(CompletionMessage.empty(invocation_id))
+        except Exception as exc:
+            failed = True
+            if not isinstance(exc, HubException):
+                logger.exception("stream %s failed", method.name)
+            connection.write(
+                CompletionMessage.with_error(
+                    invocation_id,
+                    error_text(
+                        "An error occurred on the server while streaming results.",
+                        exc,
+                        self._options.enable_detailed_errors,
+                    ),
+                )
+            )
+        finally:
+            connection.streams.pop(invocation_id, None)
+            connection.cancelled_streams.discard(invocation_id)
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    logger.debug("closing stream %s raised", method.name, exc_info=True)
+            for stream_id in message.stream_ids:
+                upload = connection.uploads.pop(stream_id, None)
+                if upload is not None:
+                    upload.complete()
+            self._observe(method.name, failed)

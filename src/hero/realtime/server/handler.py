@@ -1,0 +1,314 @@
+"""The hub connection handler: handshake, read loop, keep-alive, finally-cleanup.
+
+`HubConnectionHandler.run` is the application the HTTP-connections layer runs for each
+logical connection. Every connection's cleanup runs in `finally`: lifetime manager and hub
+`on_disconnected` are always called once the connection was announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+
+from hero.realtime.lifetime import HubLifetimeManager
+from hero.realtime.protocol import (
+    PING,
+    CloseMessage,
+    HubProtocol,
+    JsonHubProtocol,
+    MessagePackHubProtocol,
+    MessageTooLargeError,
+    ProtocolError,
+    TransferFormat,
+)
+from hero.realtime.protocol.handshake import (
+    HANDSHAKE_CANCELED,
+    HANDSHAKE_OK,
+    HANDSHAKE_UNEXPECTED,
+    encode_handshake_error,
+    parse_handshake,
+)
+from hero.realtime.server.connection import CLOSED_WITH_ERROR, CloseReason, HubConnection
+from hero.realtime.server.dispatcher import HubDispatcher, error_text
+from hero.realtime.server.errors import HubException
+from hero.realtime.server.options import HubOptions
+from hero.realtime.transports import Connection
+
+logger = logging.getLogger("hero.realtime.hub")
+
+_BUILTIN_PROTOCOLS: dict[str, type[HubProtocol]] = {
+    "json": JsonHubProtocol,
+    "messagepack": MessagePackHubProtocol,
+}
+
+
+class ConnectionObserver:
+    """Hooks for metrics (connection counts, messages); the default does nothing."""
+
+    def connected(self, connection: HubConnection) -> None:
+        """Called after the handshake."""
+
+    def disconnected(self, connection: HubConnection) -> None:
+        """Called at the end of cleanup."""
+
+    def message_received(self, connection: HubConnection, count: int) -> None:
+        """`count` hub messages were parsed from the client."""
+
+    def slow_consumer(self, connection: HubConnection) -> None:
+        """The connection was dropped because its send queue was full."""
+
+
+def protocols_by_name(names: Iterable[str]) -> dict[str, HubProtocol]:
+    """Instances of the built-in protocols, keyed by lower-cased name."""
+    out: dict[str, HubProtocol] = {}
+    for name in names:
+        factory = _BUILTIN_PROTOCOLS.get(name.lower())
+        if factory is None:
+            raise ValueError(f"unknown hub protocol {name!r}")
+        out[name.lower()] = factory()
+    return out
+
+
+class HubConnectionHandler:
+    def __init__(
+        self,
+        dispatcher: HubDispatcher,
+        lifetime: HubLifetimeManager,
+        options: HubOptions,
+        observer: ConnectionObserver | None = None,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._lifetime = lifetime
+        self._options = options
+        self._protocols = protocols_by_name(options.supported_protocols)
+        self._observer = observer or ConnectionObserver()
+
+    @property
+    def protocols(self) -> dict[str, HubProtocol]:
+        return self._protocols
+
+    async def run(self, transport: Connection) -> None:
+        handshake = await self._handshake(transport)
+        if handshake is None:
+            transport.close()
+            return
+        protocol, rest = handshake
+        connection = HubConnection(transport, protocol)
+        connection.slots = asyncio.Semaphore(self._options.maximum_parallel_invocations_per_client)
+        await self._lifetime.on_connected(connection)
+        self._observer.connected(connection)
+        announced = False
+        try:
+            try:
+                await self._dispatcher.on_connected(connection)
+                announced = True
+            except Exception as exc:
+                logger.exception("on_connected failed for %s", connection.connection_id)
+                text = error_text(CLOSED_WITH_ERROR, exc, self._options.enable_detailed_errors)
+                connection.abort(CloseReason(CloseMessage(error=text), exc))
+            if announced:
+                await self._serve(connection, rest)
+        finally:
+            await self._shutdown(connection)
+            try:
+                await self._lifetime.on_disconnected(connection)
+            finally:
+                if announced:
+                    reason = connection.close_reason
+                    try:
+                        await self._dispatcher.on_disconnected(
+                            connection, reason.exception if reason else None
+                        )
+                    except Exception:
+                        logger.exception("on_disconnected failed for %s", connection.connection_id)
+                if connection.dropped:
+                    self._observer.slow_consumer(connection)
+                self._observer.disconnected(connection)
+
+    async def _handshake(self, transport: Connection) -> tuple[HubProtocol, bytes] | None:
+        buffer = b""
+        limit = self._options.maximum_receive_message_size
+        try:
+            async with asyncio.timeout(self._options.handshake_timeout):
+                while True:
+                    data = await transport.receive()
+                    if data is None:
+                        return None
+                    buffer += data
+                    parsed = parse_handshake(buffer, limit)
+                    if parsed is not None:
+                        break
+        except (TimeoutError, MessageTooLargeError):
+            self._fail_handshake(transport, HANDSHAKE_CANCELED)
+            return None
+        except ProtocolError as exc:
+            detailed = self._options.enable_detailed_errors
+            self._fail_handshake(transport, str(exc) if detailed else HANDSHAKE_UNEXPECTED)
+            return None
+        request, rest = parsed
+        protocol = self._protocols.get(request.protocol.lower())
+        if protocol is None:
+            self._fail_handshake(transport, f"The protocol '{request.protocol}' is not supported.")
+            return None
+        if not protocol.is_version_supported(request.version):
+            self._fail_handshake(
+                transport,
+                f"The server does not support version {request.version} of the "
+                f"'{request.protocol}' protocol.",
+            )
+            return None
+        if not protocol.transfer_format & transport.supported_formats:
+            self._fail_handshake(
+                transport,
+                f"Cannot use the '{request.protocol}' protocol on the current transport. The "
+                "transport does not support 'Binary' transfer format.",
+            )
+            return None
+        transport.transfer_format = (
+            TransferFormat.BINARY
+            if protocol.transfer_format is TransferFormat.BINARY
+            else TransferFormat.TEXT
+        )
+        transport.outbound.write(HANDSHAKE_OK)
+        return protocol, rest
+
+    @staticmethod
+    def _fail_handshake(transport: Connection, text: str) -> None:
+        logger.debug("handshake failed for %s: %s", transport.connection_id, text)
+        transport.outbound.write(encode_handshake_error(text))
+
+    async def _serve(self, connection: HubConnection, rest: bytes) -> None:
+        reader = asyncio.ensure_future(self._read_loop(connection, rest))
+        ticker = asyncio.ensure_future(self._tick(connection))
+        closing = asyncio.ensure_future(connection.closing.wait())
+        try:
+            await asyncio.wait({reader, closing}, return_when=asyncio.FIRST_COMPLETED)
+            if reader.done() and not reader.cancelled():
+                exc = reader.exception()
+                if exc is not None:
+                    raise exc
+        finally:
+            for task in (reader, ticker, closing):
+                task.cancel()
+            await asyncio.gather(reader, ticker, closing, return_exceptions=True)
+
+    async def _read_loop(self, connection: HubConnection, data: bytes) -> None:
+        protocol = connection.protocol
+        framer = protocol.new_framer(self._options.maximum_receive_message_size)
+        detailed = self._options.enable_detailed_errors
+        transport = connection.transport
+        while True:
+            if data:
+                try:
+                    messages = protocol.parse_all(framer, data)
+                except ProtocolError as exc:
+                    logger.info("protocol error from %s: %s", connection.connection_id, exc)
+                    connection.abort(
+                        CloseReason(
+                            CloseMessage(
+                                error=(
+                                    f"{CLOSED_WITH_ERROR} InvalidDataException: {exc}"
+                                    if detailed
+                                    else CLOSED_WITH_ERROR
+                                ),
+                                allow_reconnect=True,
+                            ),
+                            exc,
+                        )
+                    )
+                    return
+                if messages:
+                    self._observer.message_received(connection, len(messages))
+                for message in messages:
+                    connection.dispatching += 1
+                    try:
+                        await self._dispatcher.dispatch(connection, message)
+                    finally:
+                        connection.dispatching -= 1
+                        connection.last_received = time.monotonic()
+                    if connection.closing.is_set():
+                        return
+            next_data = await transport.receive()
+            if next_data is None:
+                connection.abort(CloseReason(None, None))
+                return
+            connection.last_received = time.monotonic()
+            data = next_data
+
+    async def _tick(self, connection: HubConnection) -> None:
+        options = self._options
+        interval = min(1.0, options.keep_alive_interval / 4, options.client_timeout_interval / 4)
+        transport = connection.transport
+        expires_at = connection.identity.expires_at
+        while not connection.closing.is_set():
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            if (
+                expires_at is not None
+                and options.close_on_authentication_expiration
+                and time.time() >= expires_at
+            ):
+                connection.abort(
+                    CloseReason(
+                        CloseMessage(allow_reconnect=True),
+                        HubException("The connection's credentials expired."),
+                    )
+                )
+                return
+            if (
+                connection.ping_received
+                and not connection.dispatching
+                and now - connection.last_received >= options.client_timeout_interval
+            ):
+                exc = TimeoutError(
+                    "Client hasn't sent a message/ping within the configured "
+                    "ClientTimeoutInterval."
+                )
+                connection.abort(
+                    CloseReason(
+                        CloseMessage(
+                            error=error_text(
+                                CLOSED_WITH_ERROR,
+                                exc,
+                                options.enable_detailed_errors,
+                            ),
+                            allow_reconnect=True,
+                        ),
+                        exc,
+                    )
+                )
+                return
+            if (
+                not transport.has_inherent_keep_alive
+                and now - transport.outbound.last_write >= options.keep_alive_interval
+            ):
+                connection.write(PING)
+
+    async def _shutdown(self, connection: HubConnection) -> None:
+        """Cancel streams, let plain invocations finish briefly, send Close, end transport."""
+        connection.closing.set()
+        for upload in list(connection.uploads.values()):
+            upload.complete()
+        connection.uploads.clear()
+        for task in list(connection.streams.values()):
+            task.cancel()
+        pending = [t for t in connection.tasks if not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=self._options.invocation_drain_timeout)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.gather(*still, return_exceptions=True)
+        reason = connection.close_reason
+        transport = connection.transport
+        if reason is not None and reason.message is not None:
+            data = connection.protocol.write(reason.message)
+            if not transport.outbound.write(data):
+                # The queue is full (slow consumer): drop what is queued, keep the Close.
+                with contextlib.suppress(Exception):
+                    transport.outbound.take()
+                transport.outbound.write(data)
+        transport.close()

@@ -1,0 +1,36 @@
+"""Hub runtime options (the .NET HubOptions defaults, SIGNALR.md 7.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class HubOptions:
+    """Per-hub behaviour. All durations are seconds.
+
+    `send_queue_limit` bounds the bytes queued for one connection; a client that stops
+    reading is disconnected once its queue would pass it, so it never slows the others.
+    """
+
+    keep_alive_interval: float = 15.0
+    client_timeout_interval: float = 30.0
+    handshake_timeout: float = 15.0
+    maximum_receive_message_size: int | None = 32_768
+    enable_detailed_errors: bool = False
+    maximum_parallel_invocations_per_client: int = 1
+    stream_buffer_capacity: int = 10
+    client_result_timeout: float | None = None
+    close_on_authentication_expiration: bool = True
+    invocation_drain_timeout: float = 5.0
+    supported_protocols: tuple[str, ...] = ("json", "messagepack")
+
+    def __post_init__(self) -> None:
+        if self.keep_alive_interval <= 0 or self.client_timeout_interval <= 0:
+            raise ValueError("keep-alive and client timeout intervals must be positive")
+        if self.handshake_timeout <= 0:
+            raise ValueError("handshake timeout must be positive")
+        if self.maximum_parallel_invocations_per_client < 1:
+            raise ValueError("maximum_parallel_invocations_per_client must be at least 1")
+        if self.maximum_receive_message_size is not None and self.maximum_receive_message_size < 1:
+            raise ValueError("maximum_receive_message_size must be positive")

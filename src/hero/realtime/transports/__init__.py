@@ -1,0 +1,19 @@
+"""I/O: moving bytes between ASGI and a logical Connection. Knows nothing of hubs."""
+
+from hero.realtime.transports.pipe import (
+    ANONYMOUS,
+    Connection,
+    Identity,
+    InboundChannel,
+    OutboundBuffer,
+    TransportKind,
+)
+
+__all__ = [
+    "ANONYMOUS",
+    "Connection",
+    "Identity",
+    "InboundChannel",
+    "OutboundBuffer",
+    "TransportKind",
+]

@@ -1,0 +1,65 @@
+"""Small ASGI helpers shared by the transports and the endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+NO_CACHE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"cache-control", b"no-cache, no-store"),
+    (b"pragma", b"no-cache"),
+    (b"expires", b"Thu, 01 Jan 1970 00:00:00 GMT"),
+]
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """First value of a request header (name in lower case)."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def respond(
+    send: Send,
+    status: int,
+    body: bytes = b"",
+    content_type: bytes | None = b"text/plain",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """A complete HTTP response in one go."""
+    raw: list[tuple[bytes, bytes]] = list(headers)
+    if content_type is not None:
+        raw.append((b"content-type", content_type))
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def reject_websocket(
+    scope: Scope, send: Send, status: int, body: bytes = b"", content_type: bytes = b"text/plain"
+) -> None:
+    """Refuse a WebSocket upgrade with an HTTP status when the server supports it.
+
+    Uses the ASGI "websocket.http.response" extension; otherwise closes (403 on the wire).
+    """
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+    else:
+        await send({"type": "websocket.close", "code": 1008})

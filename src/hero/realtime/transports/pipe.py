@@ -1,0 +1,218 @@
+"""The logical connection between a transport and the hub: two bounded byte channels.
+
+A transport (WebSockets, Server-Sent Events, long polling) moves bytes between ASGI and a
+`Connection`; the hub reads `receive()` and writes to `outbound`. The logical connection
+outlives any single HTTP request (long polling polls many times per connection).
+
+Bounds (habit 7): inbound is limited in bytes and makes the transport wait (backpressure);
+outbound is limited in bytes and refuses writes past the limit, which the hub turns into a
+slow-consumer disconnect. Outbound writes never await, so a broadcast never waits on a
+recipient, and the transport drains everything queued in one write (several complete
+messages per frame, SIGNALR.md 3.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hero.realtime.protocol import TransferFormat
+
+
+class TransportKind(str, Enum):
+    """Transport names as they appear in negotiate responses."""
+
+    WEBSOCKETS = "WebSockets"
+    SERVER_SENT_EVENTS = "ServerSentEvents"
+    LONG_POLLING = "LongPolling"
+
+    @property
+    def formats(self) -> TransferFormat:
+        if self is TransportKind.SERVER_SENT_EVENTS:
+            return TransferFormat.TEXT
+        return TransferFormat.TEXT | TransferFormat.BINARY
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is on the other end, captured once when the connection is created.
+
+    `user_id` feeds user targeting (`clients.user(...)`); `principal` is whatever the
+    application's authenticator produced; `expires_at` (epoch seconds) is when the credential
+    stops being valid: the hub closes the connection then, with `allowReconnect`.
+    """
+
+    user_id: str | None = None
+    principal: Any = None
+    expires_at: float | None = None
+    claims: dict[str, Any] = field(default_factory=dict)
+
+
+ANONYMOUS = Identity()
+
+
+class OutboundBuffer:
+    """Complete framed messages waiting for the transport, bounded in bytes."""
+
+    __slots__ = ("_chunks", "_closed", "_limit", "_ready", "_size", "last_write")
+
+    def __init__(self, limit_bytes: int) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._limit = limit_bytes
+        self._ready = asyncio.Event()
+        self._closed = False
+        self.last_write = time.monotonic()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def write(self, data: bytes) -> bool:
+        """Queue `data`. False when closed or when it would pass the limit (nothing queued)."""
+        if self._closed:
+            return False
+        if self._size and self._size + len(data) > self._limit:
+            return False
+        self._chunks.append(data)
+        self._size += len(data)
+        self.last_write = time.monotonic()
+        self._ready.set()
+        return True
+
+    def close(self) -> None:
+        """No more writes; what is queued is still delivered, then readers get None."""
+        self._closed = True
+        self._ready.set()
+
+    def take(self) -> bytes:
+        data = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
+        self._chunks.clear()
+        self._size = 0
+        if not self._closed:
+            self._ready.clear()
+        return data
+
+    async def read(self) -> bytes | None:
+        """Everything queued (waiting for something), or None once closed and drained."""
+        while not self._chunks:
+            if self._closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        return self.take()
+
+
+class InboundChannel:
+    """Bytes from the client in arrival order, bounded in bytes (the transport waits)."""
+
+    __slots__ = ("_chunks", "_eof", "_limit", "_readable", "_size", "_writable")
+
+    def __init__(self, limit_bytes: int) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._limit = limit_bytes
+        self._eof = False
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+
+    @property
+    def eof(self) -> bool:
+        return self._eof
+
+    async def feed(self, data: bytes) -> bool:
+        """Append `data`, waiting while over the limit. False if the channel has ended."""
+        while self._size >= self._limit and not self._eof:
+            self._writable.clear()
+            await self._writable.wait()
+        if self._eof:
+            return False
+        if data:
+            self._chunks.append(data)
+            self._size += len(data)
+            self._readable.set()
+        return True
+
+    def feed_eof(self) -> None:
+        self._eof = True
+        self._readable.set()
+        self._writable.set()
+
+    async def receive(self) -> bytes | None:
+        """The next chunk, or None at end of stream (after everything queued was read)."""
+        while not self._chunks:
+            if self._eof:
+                return None
+            self._readable.clear()
+            await self._readable.wait()
+        data = self._chunks.popleft()
+        self._size -= len(data)
+        if self._size < self._limit:
+            self._writable.set()
+        return data
+
+
+class Connection:
+    """One logical connection (negotiated or created by a WebSocket without `id`).
+
+    Holds no reference to any request: transports attach to it, move bytes and detach.
+    `transfer_format` is set by the hub once the handshake picked a protocol; the
+    WebSocket transport then sends Text or Binary frames accordingly.
+    """
+
+    def __init__(
+        self,
+        connection_id: str,
+        connection_token: str,
+        identity: Identity,
+        *,
+        inbound_limit: int,
+        outbound_limit: int,
+    ) -> None:
+        self.connection_id = connection_id
+        self.connection_token = connection_token
+        self.identity = identity
+        self.inbound = InboundChannel(inbound_limit)
+        self.outbound = OutboundBuffer(outbound_limit)
+        self.transport: TransportKind | None = None
+        self.transfer_format = TransferFormat.TEXT
+        self.items: dict[str, Any] = {}
+        self.created_at = time.monotonic()
+        self.last_seen = self.created_at
+        self.active_requests = 0
+        self.disposed = False
+        self.close_reason: str | None = None
+        self.poll_superseded: asyncio.Event | None = None
+
+    @property
+    def supported_formats(self) -> TransferFormat:
+        if self.transport is None:
+            return TransferFormat.TEXT | TransferFormat.BINARY
+        return self.transport.formats
+
+    @property
+    def has_inherent_keep_alive(self) -> bool:
+        """Long polling needs no Ping messages (SIGNALR.md 3.5)."""
+        return self.transport is TransportKind.LONG_POLLING
+
+    async def receive(self) -> bytes | None:
+        return await self.inbound.receive()
+
+    def close(self, reason: str | None = None) -> None:
+        """The application side is done: flush what is queued, then end the transport."""
+        if reason and self.close_reason is None:
+            self.close_reason = reason
+        self.outbound.close()
+
+    def client_gone(self) -> None:
+        """The transport ended on the client side: the application reads end of stream."""
+        self.inbound.feed_eof()

@@ -1,0 +1,74 @@
+"""The Server-Sent Events transport (SIGNALR.md 3.4): server to client only.
+
+Client-to-server data arrives by POST (handled by the endpoint). Each drained chunk of hub
+data becomes one unnamed event: one `data:` line per LF-separated line, then a blank line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from hero.realtime.transports.asgi import Receive, Send
+from hero.realtime.transports.pipe import Connection
+
+SSE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache,no-store"),
+    (b"pragma", b"no-cache"),
+    (b"content-encoding", b"identity"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def format_event(data: bytes) -> bytes:
+    """Encode one payload as an SSE event (CR before LF dropped)."""
+    out = bytearray()
+    for line in data.split(b"\n"):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        out += b"data: " + line + b"\r\n"
+    out += b"\r\n"
+    return bytes(out)
+
+
+async def run_server_sent_events(
+    connection: Connection, receive: Receive, send: Send, *, send_timeout: float
+) -> None:
+    """Stream the connection's outbound data until the app closes it or the client leaves."""
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    await send({"type": "http.response.body", "body": b":\r\n", "more_body": True})
+
+    async def wait_disconnect() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def pump_out() -> None:
+        while True:
+            data = await connection.outbound.read()
+            if data is None:
+                return
+            try:
+                async with asyncio.timeout(send_timeout):
+                    await send(
+                        {"type": "http.response.body", "body": format_event(data), "more_body": True}
+                    )
+            except TimeoutError:
+                connection.close("The client did not read its data in time.")
+                return
+
+    watcher = asyncio.ensure_future(wait_disconnect())
+    writer = asyncio.ensure_future(pump_out())
+    try:
+        done, _ = await asyncio.wait({watcher, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if writer in done:
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        for task in (watcher, writer):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(watcher, writer, return_exceptions=True)
+        connection.client_gone()

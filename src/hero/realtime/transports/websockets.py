@@ -1,0 +1,76 @@
+"""The WebSockets transport (SIGNALR.md 3.3): full duplex, one connection per socket.
+
+Outgoing frames follow the connection's transfer format (Text for JSON, Binary for
+MessagePack); incoming opcodes do not matter. Each frame carries everything queued at the
+time, i.e. one or more complete hub messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from hero.realtime.protocol import TransferFormat
+from hero.realtime.transports.asgi import Receive, Send
+from hero.realtime.transports.pipe import Connection
+
+NORMAL_CLOSURE = 1000
+INTERNAL_ERROR = 1011
+
+
+async def run_websocket(
+    connection: Connection, receive: Receive, send: Send, *, send_timeout: float
+) -> None:
+    """Pump bytes both ways until either side ends. Called after `websocket.accept`."""
+
+    async def pump_in() -> None:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                data = message.get("bytes")
+                if data is None:
+                    text = message.get("text")
+                    data = text.encode("utf-8") if text is not None else b""
+                if not await connection.inbound.feed(data):
+                    return
+            elif kind == "websocket.disconnect":
+                return
+
+    async def pump_out() -> int:
+        while True:
+            data = await connection.outbound.read()
+            if data is None:
+                return NORMAL_CLOSURE
+            if connection.transfer_format is TransferFormat.BINARY:
+                frame = {"type": "websocket.send", "bytes": data}
+            else:
+                frame = {"type": "websocket.send", "text": data.decode("utf-8")}
+            try:
+                async with asyncio.timeout(send_timeout):
+                    await send(frame)
+            except TimeoutError:
+                connection.close("The client did not read its data in time.")
+                return INTERNAL_ERROR
+
+    reader = asyncio.ensure_future(pump_in())
+    writer = asyncio.ensure_future(pump_out())
+    try:
+        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if writer in done:
+            code = writer.result()
+            reader.cancel()
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": code})
+        else:
+            writer.cancel()
+            with contextlib.suppress(BaseException):
+                await writer
+            with contextlib.suppress(BaseException):
+                reader.result()
+    finally:
+        for task in (reader, writer):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(reader, writer, return_exceptions=True)
+        connection.client_gone()
