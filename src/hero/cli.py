@@ -7,6 +7,7 @@ import asyncio
 import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -25,7 +26,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_app(app: object, host: str, port: int, banner: str) -> int:
+def _serve_app(app: Any, host: str, port: int, banner: str) -> int:
     sock = _bind(host, port)
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
@@ -39,8 +40,8 @@ def _serve_app(app: object, host: str, port: int, banner: str) -> int:
 def _conformance_app() -> Starlette:
     hub = HubServer(ConformanceHub)
 
-    from contextlib import asynccontextmanager
     from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

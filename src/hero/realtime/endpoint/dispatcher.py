@@ -8,7 +8,6 @@ the status codes of SIGNALR.md 3.1, and hands each logical connection to the app
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -201,10 +200,10 @@ class ConnectionEndpoint:
             )
             return
         origin = header(scope, b"origin")
-        if origin is not None and self._origin_allowed is not None:
-            if not self._origin_allowed(origin):
-                await reject_websocket(scope, send, 403, b"Origin not allowed")
-                return
+        allowed = self._origin_allowed
+        if origin is not None and allowed is not None and not allowed(origin):
+            await reject_websocket(scope, send, 403, b"Origin not allowed")
+            return
         if _query(scope).get("id"):
             connection, _ = await self._lookup(scope, send, websocket=True)
             if connection is None:
@@ -236,7 +235,9 @@ class ConnectionEndpoint:
 
     async def _server_sent_events(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._enabled(TransportKind.SERVER_SENT_EVENTS):
-            await respond(send, 404, b"ServerSentEvents transport not supported by this end point type")
+            await respond(
+                send, 404, b"ServerSentEvents transport not supported by this end point type"
+            )
             return
         connection, _ = await self._lookup(scope, send)
         if connection is None:
@@ -342,4 +343,3 @@ def _reply_ws(scope: Scope, send: Send) -> Callable[[int, bytes, bytes], Awaitab
 
 
 __all__ = ["TRANSPORT_ORDER", "Authenticator", "ConnectionEndpoint", "EndpointOptions"]
-

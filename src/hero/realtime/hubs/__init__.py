@@ -1,7 +1,13 @@
 """Public API for application code: Hub, hub_method, Clients, Groups, HubContext, HubServer."""
 
 from hero.realtime.endpoint import EndpointOptions
-from hero.realtime.hubs.clients import CallerClients, ClientProxy, Clients, Groups, SingleClientProxy
+from hero.realtime.hubs.clients import (
+    CallerClients,
+    ClientProxy,
+    Clients,
+    Groups,
+    SingleClientProxy,
+)
 from hero.realtime.hubs.hub import Hub, HubCallerContext
 from hero.realtime.hubs.routing import HubRoute
 from hero.realtime.hubs.server import HubContext, HubServer, HubServerOptions

@@ -183,9 +183,8 @@ class MemoryLifetimeManager(HubLifetimeManager):
 
     async def remove_from_group(self, connection_id: str, group: str) -> None:
         members = self._groups.get(group)
-        if members is not None and members.pop(connection_id, None) is not None:
-            if not members:
-                del self._groups[group]
+        if members is not None and members.pop(connection_id, None) is not None and not members:
+            del self._groups[group]
         groups = self._groups_of.get(connection_id)
         if groups is not None:
             groups.discard(group)

@@ -22,9 +22,7 @@ class HandshakeRequest:
     version: int
 
 
-def parse_handshake(
-    buffer: bytes, max_size: int | None
-) -> tuple[HandshakeRequest, bytes] | None:
+def parse_handshake(buffer: bytes, max_size: int | None) -> tuple[HandshakeRequest, bytes] | None:
     """Parse a handshake request from the start of `buffer`.
 
     Returns (request, remaining bytes) or None when the separator has not arrived yet.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -51,11 +52,9 @@ class UploadStream:
             return
         self._done = True
         self._error = error
-        try:
+        # When full, the consumer drains the queue first and then finds `_done` set.
+        with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(self._END)
-        except asyncio.QueueFull:
-            # The consumer drains the queue first; it then finds `_done` set.
-            pass
 
     def __aiter__(self) -> UploadStream:
         return self

@@ -14,7 +14,7 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -33,7 +33,15 @@ def pascal_case(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
 
 
-def hub_method(func: F | None = None, *, name: str | None = None) -> Any:
+@overload
+def hub_method(func: F, *, name: str | None = None) -> F: ...
+
+
+@overload
+def hub_method(func: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def hub_method(func: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
     """Mark a Hub method as callable by clients, optionally under another wire name."""
 
     def mark(f: F) -> F:
@@ -87,9 +95,7 @@ class HubMethod:
                     value = param.adapter.validate_python(value)
                 except ValidationError as exc:
                     first = exc.errors()[0]["msg"] if exc.errors() else str(exc)
-                    raise BindingError(
-                        f"Error binding argument '{param.name}': {first}"
-                    ) from None
+                    raise BindingError(f"Error binding argument '{param.name}': {first}") from None
             bound.append(value)
         return bound
 
@@ -127,7 +133,9 @@ def describe_method(function: Callable[..., Any], wire_name: str) -> HubMethod:
             )
         )
     returns = hints.get("return")
-    streaming = inspect.isasyncgenfunction(function) or typing.get_origin(returns) in _STREAM_ORIGINS
+    streaming = (
+        inspect.isasyncgenfunction(function) or typing.get_origin(returns) in _STREAM_ORIGINS
+    )
     if not streaming and not inspect.iscoroutinefunction(function):
         raise TypeError(f"hub method {wire_name} must be `async def` (or an async generator)")
     return HubMethod(

@@ -150,7 +150,9 @@ class HubDispatcher:
             connection.abort(CloseReason(CloseMessage(), error))
         # Ack / Sequence: stateful reconnect is not negotiated, so they are ignored.
 
-    def _lookup(self, connection: HubConnection, target: str, invocation_id: str | None) -> HubMethod | None:
+    def _lookup(
+        self, connection: HubConnection, target: str, invocation_id: str | None
+    ) -> HubMethod | None:
         method = self._methods.get(target.lower())
         if method is None:
             logger.debug("unknown hub method %r from %s", target, connection.connection_id)
@@ -162,7 +164,10 @@ class HubDispatcher:
         return method
 
     def _bind(
-        self, connection: HubConnection, method: HubMethod, message: InvocationMessage | StreamInvocationMessage
+        self,
+        connection: HubConnection,
+        method: HubMethod,
+        message: InvocationMessage | StreamInvocationMessage,
     ) -> list[Any] | None:
         target = message.target
         invocation_id = message.invocation_id
@@ -257,7 +262,8 @@ class HubDispatcher:
                     CompletionMessage.with_error(
                         invocation_id,
                         error_text(
-                            f"An unexpected error occurred invoking '{message.target}' on the server.",
+                            f"An unexpected error occurred invoking '{message.target}' "
+                            "on the server.",
                             exc,
                             self._options.enable_detailed_errors,
                         ),

@@ -264,8 +264,7 @@ class HubConnectionHandler:
                 and now - connection.last_received >= options.client_timeout_interval
             ):
                 exc = TimeoutError(
-                    "Client hasn't sent a message/ping within the configured "
-                    "ClientTimeoutInterval."
+                    "Client hasn't sent a message/ping within the configured ClientTimeoutInterval."
                 )
                 connection.abort(
                     CloseReason(

@@ -17,13 +17,13 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from hero.realtime.protocol import TransferFormat
 
 
-class TransportKind(str, Enum):
+class TransportKind(StrEnum):
     """Transport names as they appear in negotiate responses."""
 
     WEBSOCKETS = "WebSockets"

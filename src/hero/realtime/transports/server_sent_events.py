@@ -24,9 +24,8 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
 def format_event(data: bytes) -> bytes:
     """Encode one payload as an SSE event (CR before LF dropped)."""
     out = bytearray()
-    for line in data.split(b"\n"):
-        if line.endswith(b"\r"):
-            line = line[:-1]
+    for raw in data.split(b"\n"):
+        line = raw[:-1] if raw.endswith(b"\r") else raw
         out += b"data: " + line + b"\r\n"
     out += b"\r\n"
     return bytes(out)
@@ -53,7 +52,11 @@ async def run_server_sent_events(
             try:
                 async with asyncio.timeout(send_timeout):
                     await send(
-                        {"type": "http.response.body", "body": format_event(data), "more_body": True}
+                        {
+                            "type": "http.response.body",
+                            "body": format_event(data),
+                            "more_body": True,
+                        }
                     )
             except TimeoutError:
                 connection.close("The client did not read its data in time.")
