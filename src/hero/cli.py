@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
+from hero.auth import RedactTokensFilter, mint_token
+from hero.platform.app import create_app, hub_options
+from hero.platform.settings import Settings, SettingsError, generate_signing_key, load_settings
 from hero.realtime import HubRoute, HubServer
 from hero.realtime.testing import ConformanceHub
+
+logger = logging.getLogger("hero")
+
+EXIT_CONFIG = 2
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -26,24 +36,48 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_app(app: Any, host: str, port: int, banner: str) -> int:
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    redact = RedactTokensFilter()
+    for name in ("uvicorn.access", "uvicorn.error", "uvicorn"):
+        logging.getLogger(name).addFilter(redact)
+
+
+def _serve_app(app: Any, host: str, port: int, banner: str, access_log: bool = False) -> int:
     sock = _bind(host, port)
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(banner.format(url=f"http://{shown}:{actual}"), flush=True)
-    config = uvicorn.Config(app, log_level="warning", ws_max_size=16 * 1024 * 1024, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=access_log,
+        ws_max_size=16 * 1024 * 1024,
+        lifespan="on",
+    )
     server = uvicorn.Server(config)
     asyncio.run(server.serve(sockets=[sock]))
     return 0
 
 
-def _conformance_app() -> Starlette:
-    hub = HubServer(ConformanceHub)
+def _load(config: str | None) -> Settings:
+    return load_settings(config, os.environ)
 
-    from collections.abc import AsyncIterator
-    from contextlib import asynccontextmanager
 
-    @asynccontextmanager
+def _with_dev_key(settings: Settings) -> Settings:
+    if settings.jwt.has_signing_key:
+        return settings
+    logger.warning(
+        "JwtOptions:SigningKey is not set: using a random development signing key for this "
+        "run only. Set JwtOptions__SigningKey (32+ characters) to mint tokens with `hero token`."
+    )
+    return settings.with_signing_key(generate_signing_key())
+
+
+def _conformance_app(settings: Settings) -> Starlette:
+    hub = HubServer(ConformanceHub, options=hub_options(settings, require_authentication=False))
+
+    @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with hub.lifespan():
             yield
@@ -51,22 +85,105 @@ def _conformance_app() -> Starlette:
     return Starlette(routes=[HubRoute("/conformance", hub)], lifespan=lifespan)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _cmd_serve(args: argparse.Namespace) -> int:
+    settings = _with_dev_key(_load(args.config))
+    if args.workers > 1:
+        if settings.caching.redis is None:
+            print(
+                f"hero: --workers {args.workers} needs CachingOptions:Redis (a Valkey "
+                "backplane); without it each worker would reach only its own clients.",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        print(
+            "hero: --workers > 1 is not supported yet (the Valkey backplane lands with the "
+            "scale-out work); run one process per port behind a load balancer.",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    app = create_app(settings)
+    return _serve_app(
+        app,
+        args.host,
+        args.port,
+        "hero serving on {url} (hub at /realtime/hub)",
+        access_log=True,
+    )
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if not settings.jwt.has_signing_key:
+        print(
+            "hero: JwtOptions:SigningKey is not set; `hero token` must sign with the key the "
+            "server validates (set JwtOptions__SigningKey or use --config).",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    ttl = args.ttl if args.ttl is not None else settings.jwt.access_token_minutes * 60
+    token = mint_token(
+        settings.jwt.signing_key,
+        settings.jwt.issuer,
+        settings.jwt.audience,
+        args.user_id,
+        name=args.name,
+        tenant=args.tenant,
+        roles=args.role or (),
+        ttl_seconds=ttl,
+    )
+    print(token)
+    return 0
+
+
+def _cmd_conformance(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    return _serve_app(
+        _conformance_app(settings),
+        args.host,
+        args.port,
+        "hero conformance-server listening on {url} (hub at /conformance)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hero", description="hero platform command line")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the platform")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--config", default=None, help="appsettings.json-shaped file")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=_cmd_serve)
+
+    token = sub.add_parser("token", help="print a signed access token")
+    token.add_argument("--user-id", required=True)
+    token.add_argument("--name", default=None)
+    token.add_argument("--tenant", default=None)
+    token.add_argument("--role", action="append", default=[])
+    token.add_argument("--ttl", type=float, default=None, help="lifetime in seconds")
+    token.add_argument("--config", default=None)
+    token.set_defaults(run=_cmd_token)
+
     conf = sub.add_parser("conformance-server", help="serve the ConformanceHub at /conformance")
     conf.add_argument("--host", default="127.0.0.1")
     conf.add_argument("--port", type=int, default=8000)
     conf.add_argument("--config", default=None)
-    args = parser.parse_args(argv)
-    if args.command == "conformance-server":
-        return _serve_app(
-            _conformance_app(),
-            args.host,
-            args.port,
-            "hero conformance-server listening on {url} (hub at /conformance)",
-        )
-    return 2  # pragma: no cover
+    conf.set_defaults(run=_cmd_conformance)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging()
+    try:
+        code: int = args.run(args)
+    except SettingsError as exc:
+        print(f"hero: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ class HubConnection:
         self.tasks: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(1)
         self.dropped = False
+        self.messages_sent = 0
 
     @property
     def connection_id(self) -> str:
@@ -121,6 +122,7 @@ class HubConnection:
     def _enqueue(self, data: bytes) -> None:
         if self.closing.is_set():
             return
+        self.messages_sent += 1
         if not self.transport.outbound.write(data):
             if self.transport.outbound.closed:
                 return

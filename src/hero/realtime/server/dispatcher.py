@@ -156,7 +156,7 @@ class HubDispatcher:
         method = self._methods.get(target.lower())
         if method is None:
             logger.debug("unknown hub method %r from %s", target, connection.connection_id)
-            self._observe(target, True)
+            self._observe("(unknown)", True)
             if invocation_id:
                 connection.write(
                     CompletionMessage.with_error(invocation_id, f"Unknown hub method '{target}'")

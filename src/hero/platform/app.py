@@ -1,0 +1,222 @@
+"""The composition root: `create_app(settings)` builds the whole platform as one ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from hero.auth import JwtValidator, Principal
+from hero.caching import Cache, MemoryCache, ValkeyCache, create_valkey_client
+from hero.conventions import ChannelLookup, ChannelMembership, NoChannels
+from hero.platform.cors import CredentialedCorsMiddleware
+from hero.platform.hub import (
+    GroupPolicy,
+    RealtimeServices,
+    compose_app_hub,
+    same_tenant_dashboards,
+)
+from hero.platform.metrics import CONTENT_TYPE, PlatformMetrics
+from hero.platform.presence import (
+    MemoryPresenceStore,
+    PresenceStore,
+    PresenceTracker,
+    ValkeyPresenceStore,
+)
+from hero.platform.settings import Settings
+from hero.platform.web import (
+    Authenticator,
+    PrincipalMiddleware,
+    authenticated,
+    origin_checker,
+    problem,
+)
+from hero.realtime import (
+    EndpointOptions,
+    HubOptions,
+    HubRoute,
+    HubServer,
+    HubServerOptions,
+)
+
+logger = logging.getLogger("hero.platform")
+
+HUB_PATHS = ("/realtime/hub", "/api/v1/realtime/hub")
+KEY_PREFIX = "hero:"
+
+
+@dataclass
+class PlatformModules:
+    """What application modules contribute: hub mixins, channel lookups, group patterns."""
+
+    hub_mixins: Sequence[type[Any]] = ()
+    channels: ChannelLookup = field(default_factory=NoChannels)
+    membership: ChannelMembership = field(default_factory=NoChannels)
+    group_policies: Sequence[GroupPolicy] = field(
+        default_factory=lambda: [same_tenant_dashboards()]
+    )
+
+
+@dataclass
+class Platform:
+    """Everything `create_app` built, for tests and for modules' background jobs."""
+
+    settings: Settings
+    metrics: PlatformMetrics
+    cache: Cache
+    hub: HubServer | None
+    presence: PresenceTracker | None
+    valkey: Any | None
+
+
+def hub_options(settings: Settings, *, require_authentication: bool = True) -> HubServerOptions:
+    """Hub and endpoint options from the `Realtime` settings."""
+    realtime = settings.realtime
+    return HubServerOptions(
+        hub=HubOptions(
+            keep_alive_interval=realtime.keep_alive_interval_seconds,
+            client_timeout_interval=realtime.client_timeout_interval_seconds,
+            handshake_timeout=realtime.handshake_timeout_seconds,
+            maximum_receive_message_size=realtime.maximum_receive_message_size,
+            enable_detailed_errors=realtime.enable_detailed_errors,
+        ),
+        endpoint=EndpointOptions(require_authentication=require_authentication),
+    )
+
+
+def create_app(settings: Settings, modules: PlatformModules | None = None) -> Starlette:
+    """Build the platform. The settings must carry a signing key (the CLI generates a
+    development key when none is configured). Constructors do no I/O; connections to
+    Valkey open lazily and close in the lifespan."""
+    if not settings.jwt.has_signing_key:
+        raise ValueError("JwtOptions:SigningKey must be set before create_app")
+    modules = modules or PlatformModules()
+    metrics = PlatformMetrics()
+    validator = JwtValidator(settings.jwt.issuer, settings.jwt.audience, settings.jwt.signing_key)
+    authenticator = Authenticator(validator)
+    origin_allowed = origin_checker(settings.cors.allowed_origins, settings.cors.allow_all)
+
+    redis_url = settings.caching.redis_url()
+    valkey = create_valkey_client(redis_url) if redis_url else None
+    cache: Cache = ValkeyCache(valkey, KEY_PREFIX) if valkey is not None else MemoryCache()
+    store: PresenceStore = (
+        ValkeyPresenceStore(valkey, KEY_PREFIX) if valkey is not None else MemoryPresenceStore()
+    )
+
+    hub: HubServer | None = None
+    presence: PresenceTracker | None = None
+    routes: list[BaseRoute] = []
+    if settings.realtime.enabled:
+        hub_type = compose_app_hub(modules.hub_mixins)
+        services_box: list[RealtimeServices] = []
+        hub = HubServer(
+            hub_type,
+            options=hub_options(settings),
+            authenticate=authenticator.identity,
+            origin_allowed=origin_allowed,
+            hub_factory=lambda: hub_type(services_box[0]),
+            connection_observer=metrics,
+            invocation_observer=metrics,
+        )
+        presence = PresenceTracker(store, hub.context)
+        services_box.append(
+            RealtimeServices(
+                cache=cache,
+                presence=presence,
+                channels=modules.channels,
+                membership=modules.membership,
+                group_policies=tuple(modules.group_policies),
+                typing_observer=metrics,
+            )
+        )
+        if settings.realtime.map:
+            routes += [HubRoute(path, hub) for path in HUB_PATHS]
+
+    platform = Platform(settings, metrics, cache, hub, presence, valkey)
+
+    async def presence_endpoint(request: Request, principal: Principal) -> Response:
+        raw = request.query_params.get("userIds", "")
+        ids = [part.strip().lower() for part in raw.split(",") if part.strip()]
+        if len(ids) > 500:
+            return problem(400, "Too many user ids", "At most 500 userIds per request.")
+        if presence is None:
+            return JSONResponse([{"userId": u, "online": False} for u in ids])
+        online = await presence.online(principal.tenant_id, ids)
+        return JSONResponse([{"userId": u, "online": online[u]} for u in ids])
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"status": "live"})
+
+    async def ready(request: Request) -> Response:
+        checks: dict[str, str] = {}
+        healthy = True
+        if valkey is not None:
+            try:
+                async with asyncio.timeout(2):
+                    await valkey.ping()
+                checks["valkey"] = "ok"
+            except Exception as exc:
+                healthy = False
+                checks["valkey"] = f"unavailable: {type(exc).__name__}"
+        return JSONResponse(
+            {"status": "ready" if healthy else "unavailable", "checks": checks},
+            status_code=200 if healthy else 503,
+        )
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    async def home(request: Request) -> Response:
+        return HTMLResponse(_HOME)
+
+    routes += [
+        Route("/api/v1/realtime/presence", authenticated(presence_endpoint), methods=["GET"]),
+        Route("/health/live", live, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/", home, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if hub is not None:
+                    await stack.enter_async_context(hub.lifespan())
+                async with asyncio.TaskGroup() as tasks:
+                    beat = tasks.create_task(presence.run()) if presence is not None else None
+                    try:
+                        yield
+                    finally:
+                        if beat is not None:
+                            beat.cancel()
+        finally:
+            if valkey is not None:
+                await valkey.aclose()
+
+    middleware = [
+        Middleware(CredentialedCorsMiddleware, origin_allowed=origin_allowed),
+        Middleware(PrincipalMiddleware, authenticator=authenticator),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.platform = platform
+    return app
+
+
+_HOME = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>hero</title></head>
+<body><h1>hero is running</h1>
+<p>The realtime hub (AppHub) answers at <code>/realtime/hub</code>
+(also <code>/api/v1/realtime/hub</code>) for the official SignalR clients.</p>
+<ul><li><a href="/health/ready">/health/ready</a></li><li><a href="/metrics">/metrics</a></li></ul>
+</body></html>
+"""

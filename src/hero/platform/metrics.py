@@ -1,0 +1,112 @@
+"""Prometheus metrics for the platform (`GET /metrics`).
+
+One registry per app (no module-level singletons). Hot-path counts (messages sent to each
+connection) are plain integers on the connection, summed at scrape time, so a broadcast
+pays nothing for metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from hero.platform.hub import TypingObserver
+from hero.realtime.server import ConnectionObserver, HubConnection
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _LiveConnections(Collector):
+    def __init__(self, metrics: PlatformMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "hero_connections",
+            "Open hub connections by transport and protocol.",
+            labels=["transport", "protocol"],
+        )
+        counts: dict[tuple[str, str], int] = {}
+        sent = self._metrics.closed_messages_sent
+        for connection in self._metrics.live.values():
+            transport = connection.transport.transport
+            key = (transport.value if transport else "none", connection.protocol.name)
+            counts[key] = counts.get(key, 0) + 1
+            sent += connection.messages_sent
+        for (transport_name, protocol), count in sorted(counts.items()):
+            gauge.add_metric([transport_name, protocol], count)
+        yield gauge
+        out = CounterMetricFamily(
+            "hero_messages_sent", "Hub messages queued to clients (all connections)."
+        )
+        out.add_metric([], sent)
+        yield out
+
+
+class PlatformMetrics(ConnectionObserver, TypingObserver):
+    """Observer for the hub runtime and AppHub, backed by its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.live: dict[str, HubConnection] = {}
+        self.closed_messages_sent = 0
+        self.messages_received = Counter(
+            "hero_messages_received", "Hub messages received from clients.", registry=self.registry
+        )
+        self.invocations = Counter(
+            "hero_invocations",
+            "Hub method invocations by method.",
+            ["method"],
+            registry=self.registry,
+        )
+        self.invocation_errors = Counter(
+            "hero_invocation_errors",
+            "Hub method invocations that ended in an error, by method.",
+            ["method"],
+            registry=self.registry,
+        )
+        self.send_queue_drops = Counter(
+            "hero_send_queue_drops",
+            "Connections dropped because their send queue was full (slow consumers).",
+            registry=self.registry,
+        )
+        self.throttle_hits = Counter(
+            "hero_typing_throttle_hits",
+            "Typing calls suppressed by the 3 s throttle.",
+            registry=self.registry,
+        )
+        self.connections_total = Counter(
+            "hero_connections_opened", "Hub connections opened.", registry=self.registry
+        )
+        self.registry.register(_LiveConnections(self))
+
+    # ConnectionObserver
+    def connected(self, connection: HubConnection) -> None:
+        self.live[connection.connection_id] = connection
+        self.connections_total.inc()
+
+    def disconnected(self, connection: HubConnection) -> None:
+        if self.live.pop(connection.connection_id, None) is not None:
+            self.closed_messages_sent += connection.messages_sent
+
+    def message_received(self, connection: HubConnection, count: int) -> None:
+        self.messages_received.inc(count)
+
+    def slow_consumer(self, connection: HubConnection) -> None:
+        self.send_queue_drops.inc()
+
+    # InvocationObserver
+    def invocation(self, method: str, error: bool) -> None:
+        self.invocations.labels(method).inc()
+        if error:
+            self.invocation_errors.labels(method).inc()
+
+    # TypingObserver
+    def throttled(self) -> None:
+        self.throttle_hits.inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
