@@ -1,0 +1,144 @@
+"""The platform's HTTP surface in-process: auth rules, problem+json, CORS, health, metrics."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from hero.auth import mint_token
+from hero.platform.app import create_app
+from hero.platform.settings import Settings, load_settings
+
+KEY = "unit-test-signing-key-0123456789abcdef"
+ALLOWED = "https://app.example.com"
+
+
+def _settings(**env: str) -> Settings:
+    base = {"JwtOptions__SigningKey": KEY, "Cors__AllowedOrigins__0": ALLOWED}
+    base.update(env)
+    return load_settings(None, base)
+
+
+def _token(user: uuid.UUID | None = None) -> str:
+    return mint_token(KEY, "hero.local", "hero.clients", user or uuid.uuid4())
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(_settings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+async def test_negotiate_without_token_is_401_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.post("/realtime/hub/negotiate?negotiateVersion=1")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 401
+
+
+@pytest.mark.parametrize("path", ["/realtime/hub", "/api/v1/realtime/hub"])
+async def test_negotiate_accepts_header_and_hub_query_token(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    token = _token()
+    by_header = await client.post(
+        f"{path}/negotiate?negotiateVersion=1", headers={"Authorization": f"Bearer {token}"}
+    )
+    by_query = await client.post(f"{path}/negotiate?negotiateVersion=1&access_token={token}")
+    assert by_header.status_code == 200
+    assert by_query.status_code == 200
+    assert by_query.json()["negotiateVersion"] == 1
+
+
+async def test_query_token_is_ignored_outside_hub_and_notifications(
+    client: httpx.AsyncClient,
+) -> None:
+    token = _token()
+    ignored = await client.get(f"/api/v1/realtime/presence?userIds=a&access_token={token}")
+    assert ignored.status_code == 401
+    assert ignored.headers["content-type"] == "application/problem+json"
+    ok = await client.get(
+        "/api/v1/realtime/presence?userIds=a", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert ok.status_code == 200
+    assert ok.json() == [{"userId": "a", "online": False}]
+
+
+async def test_nil_user_id_token_is_refused(client: httpx.AsyncClient) -> None:
+    token = _token(uuid.UUID(int=0))
+    response = await client.post(
+        "/realtime/hub/negotiate", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+
+
+async def test_cors_preflight_from_allowed_origin_echoes_it_with_credentials(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.options(
+        "/realtime/hub/negotiate",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-requested-with,x-signalr-user-agent,authorization",
+        },
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+    assert response.headers["access-control-allow-credentials"] == "true"
+    assert "DELETE" in response.headers["access-control-allow-methods"]
+    assert "x-signalr-user-agent" in response.headers["access-control-allow-headers"]
+
+
+async def test_cors_from_foreign_origin_gets_no_cors_headers(client: httpx.AsyncClient) -> None:
+    preflight = await client.options(
+        "/realtime/hub/negotiate",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    simple = await client.get("/health/live", headers={"Origin": "https://evil.example"})
+    for response in (preflight, simple):
+        assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+    assert simple.status_code == 200
+
+
+async def test_cors_allow_all_echoes_any_origin_never_a_wildcard() -> None:
+    app = create_app(_settings(Cors__AllowAll="true"))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
+        response = await c.get("/health/live", headers={"Origin": "http://localhost:5173"})
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert response.headers["access-control-allow-credentials"] == "true"
+
+
+async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health/live")).status_code == 200
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200
+    for name in (
+        "hero_connections",
+        "hero_messages_received_total",
+        "hero_messages_sent_total",
+        "hero_send_queue_drops_total",
+        "hero_typing_throttle_hits_total",
+    ):
+        assert name in metrics.text
+
+
+async def test_realtime_switches() -> None:
+    for env, expected in (({"Realtime__Map": "false"}, 404), ({"Realtime__Enabled": "false"}, 404)):
+        app = create_app(_settings(**env))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as c:
+            response = await c.post(
+                "/realtime/hub/negotiate", headers={"Authorization": f"Bearer {_token()}"}
+            )
+        assert response.status_code == expected
