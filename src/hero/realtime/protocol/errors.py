@@ -1,5 +1,14 @@
 """Exceptions raised by the sans-I/O protocol layer."""
 
+import msgspec
+
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    msgspec.DecodeError,
+    UnicodeDecodeError,  # invalid UTF-8 inside a string
+    RecursionError,  # absurdly deep nesting (a few KB of brackets)
+)
+"""What the msgspec decoders raise for malformed input; all become ProtocolError."""
+
 
 class ProtocolError(Exception):
     """Malformed input: the peer broke the wire protocol (a connection-level error)."""

@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 import msgspec
 
-from hero.realtime.protocol.errors import HandshakeError, MessageTooLargeError, ProtocolError
+from hero.realtime.protocol.errors import (
+    DECODE_ERRORS,
+    HandshakeError,
+    MessageTooLargeError,
+    ProtocolError,
+)
 from hero.realtime.protocol.framing import RECORD_SEPARATOR_BYTES
 
 HANDSHAKE_OK = b"{}\x1e"
@@ -38,7 +43,7 @@ def parse_handshake(buffer: bytes, max_size: int | None) -> tuple[HandshakeReque
         raise MessageTooLargeError(max_size)
     try:
         obj = msgspec.json.decode(buffer[:pos])
-    except msgspec.DecodeError as exc:
+    except DECODE_ERRORS as exc:
         raise HandshakeError(f"{HANDSHAKE_UNEXPECTED} InvalidDataException: {exc}") from exc
     if not isinstance(obj, dict):
         raise HandshakeError(f"{HANDSHAKE_UNEXPECTED} InvalidDataException: expected an object.")

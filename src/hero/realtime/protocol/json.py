@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from hero.realtime.protocol.base import Framer, HubProtocol, TransferFormat, encode_extra
-from hero.realtime.protocol.errors import ProtocolError
+from hero.realtime.protocol.errors import DECODE_ERRORS, ProtocolError
 from hero.realtime.protocol.framing import RECORD_SEPARATOR_BYTES, TextFramer
 from hero.realtime.protocol.messages import (
     AckMessage,
@@ -91,7 +91,7 @@ class JsonHubProtocol(HubProtocol):
     def parse(self, payload: bytes) -> HubMessage | None:
         try:
             obj = self._decoder.decode(payload)
-        except msgspec.DecodeError as exc:
+        except DECODE_ERRORS as exc:
             raise ProtocolError(f"Error reading JSON: {exc}") from exc
         if not isinstance(obj, dict):
             raise ProtocolError("Unexpected JSON token; expected an object.")
@@ -170,7 +170,7 @@ class JsonHubProtocol(HubProtocol):
             obj = {"type": int(kind)}
             if message.headers:
                 obj["headers"] = message.headers
-            if message.invocation_id is not None:
+            if message.invocation_id:
                 obj["invocationId"] = message.invocation_id
             obj["target"] = message.target
             obj["arguments"] = list(message.arguments)

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from hero.realtime.protocol.base import Framer, HubProtocol, TransferFormat, encode_extra
-from hero.realtime.protocol.errors import ProtocolError
+from hero.realtime.protocol.errors import DECODE_ERRORS, ProtocolError
 from hero.realtime.protocol.framing import BinaryFramer, encode_varint
 from hero.realtime.protocol.messages import (
     AckMessage,
@@ -45,6 +45,13 @@ def _string(arr: list[Any], index: int, what: str) -> str:
     if not isinstance(value, str):
         raise ProtocolError(f"Reading '{what}' as String failed.")
     return value
+
+
+def _target(arr: list[Any]) -> str:
+    target = _string(arr, 3, "target")
+    if not target:
+        raise ProtocolError("An invocation requires a non-empty target.")
+    return target
 
 
 def _optional_id(arr: list[Any], index: int) -> str | None:
@@ -105,7 +112,7 @@ class MessagePackHubProtocol(HubProtocol):
     def parse(self, payload: bytes) -> HubMessage | None:
         try:
             arr = self._decoder.decode(payload)
-        except msgspec.DecodeError as exc:
+        except DECODE_ERRORS as exc:
             raise ProtocolError(f"Error reading MessagePack: {exc}") from exc
         if not isinstance(arr, list) or not arr:
             raise ProtocolError("Message is not a non-empty MessagePack array.")
@@ -116,7 +123,7 @@ class MessagePackHubProtocol(HubProtocol):
             return InvocationMessage(
                 headers=_headers(arr, 1),
                 invocation_id=_optional_id(arr, 2),
-                target=_string(arr, 3, "target"),
+                target=_target(arr),
                 arguments=tuple(_array(arr, 4, "arguments")),
                 stream_ids=_stream_ids(arr, 5),
             )
@@ -127,7 +134,7 @@ class MessagePackHubProtocol(HubProtocol):
             return StreamInvocationMessage(
                 headers=_headers(arr, 1),
                 invocation_id=invocation_id,
-                target=_string(arr, 3, "target"),
+                target=_target(arr),
                 arguments=tuple(_array(arr, 4, "arguments")),
                 stream_ids=_stream_ids(arr, 5),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,6 +22,19 @@ class NegotiateVersionError(ValueError):
     """The requested negotiate version cannot be served; the text is sent as `error`."""
 
 
+_INT32 = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")
+
+
+def _int32(text: str) -> int | None:
+    """Parse like .NET's int.TryParse: ASCII digits, optional sign, 32-bit range."""
+    if not _INT32.fullmatch(text):
+        return None
+    value = int(text)
+    if not -(2**31) <= value < 2**31:
+        return None
+    return value
+
+
 def select_version(query: Mapping[str, str], minimum: int = 0) -> int:
     """Pick the negotiate version from the query (keys matched case-insensitively)."""
     raw: str | None = None
@@ -34,12 +48,9 @@ def select_version(query: Mapping[str, str], minimum: int = 0) -> int:
                 "The client requested version '0', but the server does not support this version."
             )
         return 0
-    try:
-        requested = int(raw)
-    except ValueError:
-        raise NegotiateVersionError(
-            "The client requested a non-integer protocol version."
-        ) from None
+    requested = _int32(raw)
+    if requested is None:
+        raise NegotiateVersionError("The client requested a non-integer protocol version.")
     if requested < minimum:
         raise NegotiateVersionError(
             f"The client requested version '{requested}', but the server does not support "
