@@ -1,0 +1,1 @@
+"""The composition root: settings, application assembly, and everything read once at start-up."""

@@ -1,0 +1,800 @@
+"""Typed platform settings (CONTRACT.md section 2), parsed once at start-up.
+
+Sources, lowest precedence first:
+
+1. the built-in defaults of the models below;
+2. an optional JSON file in ``appsettings.json`` shape (``--config FILE``);
+3. environment variables whose names are the configuration keys joined by ``__``
+   (``CachingOptions__Redis``, ``Cors__AllowedOrigins__0``); ``:`` is accepted as well.
+
+Both sources are first flattened to colon-separated keys, exactly like ASP.NET Core's
+configuration system, so a JSON array ``"AllowedOrigins": ["a", "b"]`` becomes the keys
+``Cors:AllowedOrigins:0`` and ``Cors:AllowedOrigins:1`` and an environment variable
+``Cors__AllowedOrigins__0`` overrides the first element only. Keys are matched
+case-insensitively; keys the platform does not know are ignored (environment variables such as
+``PATH`` are simply unknown keys). Every value is a string at that level (JSON numbers and
+booleans are converted), and an empty value means "use the default". A list key may also be
+given a single comma-separated value (``Cors__AllowedOrigins=https://a,https://b``).
+
+Invariants of a :class:`Settings` returned by :func:`load_settings`:
+
+* every field is validated and immutable (frozen models);
+* ``jwt.signing_key`` is either empty or at least 32 characters, and it is never empty when
+  ``environment`` is Production;
+* every ``realtime`` duration is positive and ``client_timeout_interval_seconds`` is greater
+  than ``keep_alive_interval_seconds``;
+* ``caching.redis`` is a parsed :class:`RedisEndpoint` or ``None`` (in-process mode).
+
+An empty signing key is left empty on purpose: :func:`load_settings` is pure (no randomness, no
+logging) and the composition root decides. The caller checks ``settings.jwt.has_signing_key``
+and, when it is false, generates one with :func:`generate_signing_key`, logs a warning and
+continues with ``settings.with_signing_key(key)``.
+
+Any problem raises :class:`SettingsError`, whose text is one line naming the key in colon form.
+Secrets (signing key, Valkey password, database password) never appear in error texts or reprs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Final, get_origin
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "MIN_SIGNING_KEY_LENGTH",
+    "CachingOptions",
+    "CorsOptions",
+    "DatabaseOptions",
+    "HostEnvironment",
+    "JwtOptions",
+    "RealtimeOptions",
+    "RedisEndpoint",
+    "Settings",
+    "SettingsError",
+    "generate_signing_key",
+    "load_settings",
+    "parse_redis_endpoint",
+]
+
+MIN_SIGNING_KEY_LENGTH: Final = 32
+"""The shortest HS256 signing key accepted (characters)."""
+
+_MAX_SHOWN = 80
+
+
+class SettingsError(Exception):
+    """A setting is missing, malformed or inconsistent; start-up must stop.
+
+    ``str(error)`` is exactly one line, ``"{key}: {problem}"``, where ``key`` is the
+    configuration key in colon form (``Realtime:KeepAliveIntervalSeconds``) or, for problems
+    with the file itself, the file's path. It never contains a secret value.
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = " ".join(problem.split())
+        super().__init__(f"{key}: {self.problem}")
+
+
+class _KeyedValueError(ValueError):
+    """Raised inside model validators to name the offending key explicitly."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(problem)
+        self.key = key
+        self.problem = problem
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    if len(text) > _MAX_SHOWN:
+        text = text[: _MAX_SHOWN - 4] + "...'"
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Scalar converters (run before pydantic's own validation; they accept strings from the
+# configuration sources and native values from Python callers)
+
+
+def _to_bool(value: object) -> object:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"value must be true or false (got {_show(value)})")
+
+
+def _to_positive_int(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and int(text) > 0:
+            return int(text)
+    raise ValueError(f"value must be a positive integer (got {_show(value)})")
+
+
+def _to_positive_seconds(value: object) -> object:
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise ValueError(f"value must be a positive number of seconds (got {_show(value)})")
+    return number
+
+
+def _to_str(value: object) -> object:
+    if isinstance(value, str):
+        return value.strip()
+    raise ValueError(f"value must be a string (got {_show(value)})")
+
+
+def _to_str_list(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    raise ValueError(f"value must be a list of strings (got {_show(value)})")
+
+
+_Bool = Annotated[bool, BeforeValidator(_to_bool)]
+_PositiveInt = Annotated[int, BeforeValidator(_to_positive_int)]
+_PositiveSeconds = Annotated[float, BeforeValidator(_to_positive_seconds)]
+_Str = Annotated[str, BeforeValidator(_to_str)]
+
+
+# --------------------------------------------------------------------------------------------
+# Valkey / Redis endpoint
+
+
+_URL_SCHEMES: Final = {"redis": False, "valkey": False, "rediss": True, "valkeys": True}
+# Query options valkey-py understands in a URL; anything else would only fail at connect time.
+_URL_OPTIONS: Final = frozenset(
+    {
+        "db",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "retry_on_timeout",
+        "max_connections",
+        "health_check_interval",
+        "timeout",
+        "client_name",
+        "protocol",
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_check_hostname",
+    }
+)
+_DEFAULT_PORT: Final = 6379
+_DEFAULT_TLS_PORT: Final = 6380  # StackExchange.Redis' default when ssl=true and no port
+
+
+@dataclass(frozen=True, slots=True)
+class RedisEndpoint:
+    """One Valkey/Redis server, parsed from ``CachingOptions:Redis``.
+
+    Invariants: ``host`` is non-empty, ``1 <= port <= 65535``, ``database >= 0``; ``options``
+    only holds query options valkey-py accepts in a URL. The password is excluded from
+    ``repr``.
+    """
+
+    host: str
+    port: int = _DEFAULT_PORT
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl: bool = False
+    database: int = 0
+    options: tuple[tuple[str, str], ...] = ()
+
+    def url(self) -> str:
+        """A ``redis://`` or ``rediss://`` URL for ``valkey.asyncio`` (credentials quoted)."""
+        scheme = "rediss" if self.ssl else "redis"
+        userinfo = ""
+        if self.username is not None or self.password is not None:
+            userinfo = quote(self.username or "", safe="")
+            if self.password is not None:
+                userinfo += ":" + quote(self.password, safe="")
+            userinfo += "@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        query = f"?{urlencode(self.options)}" if self.options else ""
+        return f"{scheme}://{userinfo}{host}:{self.port}/{self.database}{query}"
+
+
+class _EndpointError(ValueError):
+    pass
+
+
+def _parse_port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+        raise _EndpointError(f"port must be an integer between 1 and 65535 (got {_show(text)})")
+    return int(text)
+
+
+def _parse_url_endpoint(text: str) -> RedisEndpoint:
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in _URL_SCHEMES:
+        raise _EndpointError(
+            f"unsupported URL scheme {_show(parts.scheme)}; "
+            "use redis://, rediss://, valkey:// or valkeys://"
+        )
+    netloc_host = parts.netloc.rpartition("@")[2]
+    port_text = ""
+    if netloc_host.startswith("["):
+        host_part, _, rest = netloc_host[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    else:
+        host_part, _, port_text = netloc_host.partition(":")
+    host = unquote(host_part)
+    if not host:
+        raise _EndpointError("the URL has no host")
+    port = _parse_port(port_text) if port_text else _DEFAULT_PORT
+    database = 0
+    path = parts.path.strip("/")
+    if path:
+        if not (path.isascii() and path.isdigit()):
+            raise _EndpointError(f"the database in the URL path must be a number (got {path!r})")
+        database = int(path)
+    options: list[tuple[str, str]] = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in _URL_OPTIONS:
+            raise _EndpointError(f"unsupported URL option {name!r}")
+        if name == "db":
+            if not (value.isascii() and value.isdigit()):
+                raise _EndpointError(f"db must be a number (got {_show(value)})")
+            database = int(value)
+            continue
+        options.append((name, value))
+    return RedisEndpoint(
+        host=host,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        ssl=_URL_SCHEMES[scheme],
+        database=database,
+        options=tuple(options),
+    )
+
+
+def _parse_stackexchange_endpoint(text: str) -> RedisEndpoint:
+    endpoints: list[str] = []
+    password: str | None = None
+    username: str | None = None
+    ssl = False
+    database = 0
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            endpoints.append(item)
+            continue
+        name, _, value = item.partition("=")
+        name = name.strip().lower()
+        value = value.strip()
+        if name == "password":
+            password = value
+        elif name == "user":
+            username = value
+        elif name == "ssl":
+            if value.lower() not in ("true", "false"):
+                raise _EndpointError(f"ssl must be true or false (got {_show(value)})")
+            ssl = value.lower() == "true"
+        elif name == "defaultdatabase":
+            if not (value.isascii() and value.isdigit()):
+                raise _EndpointError(f"defaultDatabase must be a number (got {_show(value)})")
+            database = int(value)
+        elif name == "servicename":
+            raise _EndpointError("Sentinel (serviceName=...) is not supported")
+        # Every other StackExchange option (abortConnect, connectTimeout, ...) is ignored.
+    if not endpoints:
+        raise _EndpointError("no host:port endpoint given")
+    if len(endpoints) > 1:
+        raise _EndpointError(f"exactly one endpoint is supported (got {len(endpoints)})")
+    endpoint = endpoints[0]
+    port_text = ""
+    if endpoint.startswith("["):
+        host, _, rest = endpoint[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise _EndpointError(f"cannot parse endpoint {_show(endpoint)}")
+        port_text = rest.removeprefix(":")
+    elif endpoint.count(":") == 1:
+        host, _, port_text = endpoint.partition(":")
+    else:  # a bare host name, or a bare IPv6 address without a port
+        host = endpoint
+    if not host:
+        raise _EndpointError(f"the endpoint has no host (got {_show(endpoint)})")
+    default_port = _DEFAULT_TLS_PORT if ssl else _DEFAULT_PORT
+    port = _parse_port(port_text) if port_text else default_port
+    return RedisEndpoint(
+        host=host,
+        port=port,
+        username=username,
+        password=password,
+        ssl=ssl,
+        database=database,
+    )
+
+
+def parse_redis_endpoint(text: str) -> RedisEndpoint | None:
+    """Parse ``CachingOptions:Redis``; ``None`` for an empty value (in-process mode).
+
+    Accepted forms: StackExchange.Redis style ``host[:port][,password=...][,user=...]
+    [,ssl=true][,defaultDatabase=N]`` (other ``key=value`` options such as
+    ``abortConnect=false`` are ignored; the port defaults to 6379, or 6380 with ``ssl=true``)
+    and ``redis://``, ``rediss://``, ``valkey://``, ``valkeys://`` URLs (``s`` means TLS).
+    Raises ``ValueError`` with a message that never contains the password.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    if "://" in text:
+        return _parse_url_endpoint(text)
+    return _parse_stackexchange_endpoint(text)
+
+
+def _to_redis_endpoint(value: object) -> object:
+    if value is None or isinstance(value, RedisEndpoint):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_redis_endpoint(value)
+        except _EndpointError as error:
+            raise ValueError(f"invalid Valkey endpoint: {error}") from None
+    raise ValueError("value must be a host:port[,option=value...] string or a redis:// URL")
+
+
+# --------------------------------------------------------------------------------------------
+# The models
+
+
+class HostEnvironment(StrEnum):
+    """The ``Environment`` setting; ``PRODUCTION`` turns on the strict checks."""
+
+    DEVELOPMENT = "Development"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+
+
+def _to_environment(value: object) -> object:
+    if isinstance(value, HostEnvironment):
+        return value
+    if isinstance(value, str):
+        for member in HostEnvironment:
+            if member.value.lower() == value.strip().lower():
+                return member
+    choices = ", ".join(member.value for member in HostEnvironment)
+    raise ValueError(f"value must be one of {choices} (got {_show(value)})")
+
+
+class CachingOptions(BaseModel):
+    """``CachingOptions``: where the shared cache/presence/backplane Valkey lives."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    redis: Annotated[RedisEndpoint | None, BeforeValidator(_to_redis_endpoint)] = Field(
+        default=None, alias="Redis"
+    )
+
+    def redis_url(self) -> str | None:
+        """The endpoint as a ``redis://``/``rediss://`` URL for valkey-py, or ``None``."""
+        return None if self.redis is None else self.redis.url()
+
+
+class JwtOptions(BaseModel):
+    """``JwtOptions``: token validation parameters and ``hero token`` lifetime.
+
+    Invariant: ``signing_key`` is empty (not configured) or at least
+    :data:`MIN_SIGNING_KEY_LENGTH` characters. It is excluded from ``repr``.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    issuer: _Str = Field(default="hero.local", alias="Issuer")
+    audience: _Str = Field(default="hero.clients", alias="Audience")
+    signing_key: _Str = Field(default="", alias="SigningKey", repr=False)
+    access_token_minutes: _PositiveInt = Field(default=60, alias="AccessTokenMinutes")
+
+    @property
+    def has_signing_key(self) -> bool:
+        """False when no key was configured and the caller must generate a development key."""
+        return bool(self.signing_key)
+
+    @model_validator(mode="after")
+    def _check(self) -> JwtOptions:
+        if self.signing_key and len(self.signing_key) < MIN_SIGNING_KEY_LENGTH:
+            raise _KeyedValueError(
+                "JwtOptions:SigningKey",
+                f"must be at least {MIN_SIGNING_KEY_LENGTH} characters "
+                f"(got {len(self.signing_key)})",
+            )
+        return self
+
+
+def _normalize_origin(origin: str) -> str:
+    problem = (
+        "must be an origin like https://app.example.com (scheme://host[:port], no path); "
+        f"use Cors:AllowAll for any origin (got {_show(origin)})"
+    )
+    parts = urlsplit(origin)
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ValueError(problem)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(problem) from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _to_origin(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError(f"value must be a string (got {_show(value)})")
+    return _normalize_origin(value.strip())
+
+
+class CorsOptions(BaseModel):
+    """``Cors``: credentialed CORS is always on; these choose which origins are echoed.
+
+    Invariant: every entry of ``allowed_origins`` is a normalised ``scheme://host[:port]``
+    (lower-case scheme and host, no trailing slash).
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    allowed_origins: Annotated[
+        tuple[Annotated[str, BeforeValidator(_to_origin)], ...], BeforeValidator(_to_str_list)
+    ] = Field(default=(), alias="AllowedOrigins")
+    allow_all: _Bool = Field(default=False, alias="AllowAll")
+
+
+class DatabaseOptions(BaseModel):
+    """``DatabaseOptions``: the SQLAlchemy URL of the database."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    connection_string: _Str = Field(
+        default="sqlite+aiosqlite:///hero.db", alias="ConnectionString", repr=False
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> DatabaseOptions:
+        scheme, sep, _ = self.connection_string.partition("://")
+        if not sep or not scheme:
+            raise _KeyedValueError(
+                "DatabaseOptions:ConnectionString",
+                "must be a SQLAlchemy URL such as sqlite+aiosqlite:///hero.db or "
+                "postgresql+asyncpg://user:password@host/db (the value is not shown: it may "
+                "hold a password)",
+            )
+        return self
+
+
+class RealtimeOptions(BaseModel):
+    """``Realtime``: hub switches and limits.
+
+    Invariants: all durations (seconds, fractions allowed) and the message size are positive;
+    ``client_timeout_interval_seconds > keep_alive_interval_seconds``.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    enabled: _Bool = Field(default=True, alias="Enabled")
+    map: _Bool = Field(default=True, alias="Map")
+    keep_alive_interval_seconds: _PositiveSeconds = Field(
+        default=15.0, alias="KeepAliveIntervalSeconds"
+    )
+    client_timeout_interval_seconds: _PositiveSeconds = Field(
+        default=30.0, alias="ClientTimeoutIntervalSeconds"
+    )
+    handshake_timeout_seconds: _PositiveSeconds = Field(
+        default=15.0, alias="HandshakeTimeoutSeconds"
+    )
+    maximum_receive_message_size: _PositiveInt = Field(
+        default=32768, alias="MaximumReceiveMessageSize"
+    )
+    enable_detailed_errors: _Bool = Field(default=False, alias="EnableDetailedErrors")
+
+    @model_validator(mode="after")
+    def _check(self) -> RealtimeOptions:
+        if self.client_timeout_interval_seconds <= self.keep_alive_interval_seconds:
+            raise _KeyedValueError(
+                "Realtime:ClientTimeoutIntervalSeconds",
+                "must be greater than Realtime:KeepAliveIntervalSeconds "
+                f"(got {self.client_timeout_interval_seconds:g} <= "
+                f"{self.keep_alive_interval_seconds:g})",
+            )
+        return self
+
+
+class Settings(BaseModel):
+    """All platform settings; see the module docstring for sources and invariants.
+
+    Construct it with :func:`load_settings` (or directly, with snake_case or PascalCase
+    names, in tests); the same validation runs either way, but direct construction raises
+    pydantic's ``ValidationError`` rather than :class:`SettingsError`.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    caching: CachingOptions = Field(default_factory=CachingOptions, alias="CachingOptions")
+    jwt: JwtOptions = Field(default_factory=JwtOptions, alias="JwtOptions")
+    cors: CorsOptions = Field(default_factory=CorsOptions, alias="Cors")
+    database: DatabaseOptions = Field(default_factory=DatabaseOptions, alias="DatabaseOptions")
+    realtime: RealtimeOptions = Field(default_factory=RealtimeOptions, alias="Realtime")
+    environment: Annotated[HostEnvironment, BeforeValidator(_to_environment)] = Field(
+        default=HostEnvironment.DEVELOPMENT, alias="Environment"
+    )
+
+    @property
+    def is_production(self) -> bool:
+        """True when ``Environment`` is Production (the strict checks are on)."""
+        return self.environment is HostEnvironment.PRODUCTION
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.is_production and not self.jwt.has_signing_key:
+            raise _KeyedValueError(
+                "JwtOptions:SigningKey",
+                "is required when Environment is Production "
+                f"(at least {MIN_SIGNING_KEY_LENGTH} characters)",
+            )
+        if self.is_production and self.cors.allow_all:
+            raise _KeyedValueError(
+                "Cors:AllowAll",
+                "must not be true when Environment is Production; list Cors:AllowedOrigins",
+            )
+        return self
+
+    def with_signing_key(self, signing_key: str) -> Settings:
+        """A copy whose ``jwt.signing_key`` is ``signing_key`` (e.g. a generated dev key).
+
+        Raises :class:`SettingsError` if the key is shorter than the minimum.
+        """
+        if len(signing_key) < MIN_SIGNING_KEY_LENGTH:
+            raise SettingsError(
+                "JwtOptions:SigningKey",
+                f"must be at least {MIN_SIGNING_KEY_LENGTH} characters (got {len(signing_key)})",
+            )
+        jwt = self.jwt.model_copy(update={"signing_key": signing_key})
+        return self.model_copy(update={"jwt": jwt})
+
+
+def generate_signing_key() -> str:
+    """A random 64-character URL-safe key for a development run (never persisted)."""
+    return secrets.token_urlsafe(48)
+
+
+# --------------------------------------------------------------------------------------------
+# Sources: flatten JSON and the environment to colon keys, then bind onto the models
+
+
+@dataclass(slots=True)
+class _Entry:
+    key: str  # as written by the user, colon form
+    value: str | None  # None: JSON null (unset)
+
+
+class _Flat:
+    """Case-insensitive flat configuration: lower-cased colon key -> entry."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, _Entry] = {}
+
+    def put(self, key: str, value: str | None) -> None:
+        self.entries[key.lower()] = _Entry(key, value)
+
+    def get(self, path: tuple[str, ...]) -> _Entry | None:
+        return self.entries.get(":".join(path).lower())
+
+    def children(self, path: tuple[str, ...]) -> dict[str, list[tuple[tuple[str, ...], _Entry]]]:
+        """Entries strictly below ``path``, grouped by the next segment (lower-cased)."""
+        prefix = ":".join(path).lower() + ":"
+        out: dict[str, list[tuple[tuple[str, ...], _Entry]]] = {}
+        for lowered, entry in self.entries.items():
+            if lowered.startswith(prefix):
+                rest = tuple(entry.key.split(":")[len(path) :])
+                out.setdefault(rest[0].lower(), []).append((rest, entry))
+        return out
+
+
+def _scalar(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _flatten_json(node: object, path: tuple[str, ...], flat: _Flat, file_name: str) -> None:
+    if isinstance(node, dict):
+        seen: dict[str, str] = {}
+        for name, child in node.items():
+            if name.lower() in seen:
+                raise SettingsError(
+                    file_name,
+                    f"duplicate key {':'.join((*path, name))!r} "
+                    f"(keys are case-insensitive; also {seen[name.lower()]!r})",
+                )
+            seen[name.lower()] = ":".join((*path, name))
+            _flatten_json(child, (*path, name), flat, file_name)
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            _flatten_json(child, (*path, str(index)), flat, file_name)
+    elif path:
+        flat.put(":".join(path), _scalar(node))
+
+
+def _read_config_file(config_file: str | Path, flat: _Flat) -> None:
+    path = Path(config_file)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SettingsError(name, "configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise SettingsError(name, f"cannot read configuration file ({reason})") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SettingsError(
+            name, f"invalid JSON at line {error.lineno} column {error.colno} ({error.msg})"
+        ) from None
+    if not isinstance(document, dict):
+        raise SettingsError(name, "the configuration file must contain a JSON object")
+    _flatten_json(document, (), flat, name)
+
+
+def _read_environ(environ: Mapping[str, str], flat: _Flat) -> None:
+    seen: dict[str, tuple[str, str]] = {}
+    for name, value in environ.items():
+        key = name.replace("__", ":")
+        lowered = key.lower()
+        if lowered in seen and seen[lowered][1] != value:
+            raise SettingsError(
+                key,
+                "set more than once in the environment with different values "
+                f"({seen[lowered][0]} and {name})",
+            )
+        seen[lowered] = (name, value)
+        flat.put(key, value)
+
+
+def _is_model(annotation: object) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _is_sequence(annotation: object) -> bool:
+    return get_origin(annotation) in (tuple, list)
+
+
+def _canonical(path: tuple[str, ...]) -> str:
+    return ":".join(path)
+
+
+def _bind_scalar(flat: _Flat, path: tuple[str, ...]) -> str | None:
+    below = flat.children(path)
+    if below:
+        sample = next(iter(below.values()))[0][1].key
+        raise SettingsError(
+            _canonical(path), f"expected a single value, not a section (found {sample!r})"
+        )
+    entry = flat.get(path)
+    if entry is None or entry.value is None or not entry.value.strip():
+        return None  # unset or empty: the default applies
+    return entry.value
+
+
+def _bind_sequence(flat: _Flat, path: tuple[str, ...]) -> object:
+    below = flat.children(path)
+    entry = flat.get(path)
+    if not below:
+        if entry is None or entry.value is None:
+            return None
+        return entry.value  # the comma-separated form ("" means an empty list)
+    if entry is not None and entry.value:
+        raise SettingsError(
+            _canonical(path),
+            "set both as a list (indexed keys) and as a single value; use one form",
+        )
+    items: dict[int, str] = {}
+    for segment, group in below.items():
+        if not (segment.isascii() and segment.isdigit()):
+            raise SettingsError(
+                f"{_canonical(path)}:{group[0][0][0]}", "list index must be a non-negative integer"
+            )
+        for rest, item in group:
+            if len(rest) > 1:
+                raise SettingsError(
+                    f"{_canonical(path)}:{':'.join(rest)}", "list items must be single values"
+                )
+            if item.value is not None:
+                items[int(segment)] = item.value
+    return [items[index] for index in sorted(items)]
+
+
+def _bind(model: type[BaseModel], flat: _Flat, prefix: tuple[str, ...]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name, info in model.model_fields.items():
+        alias = info.alias or name
+        path = (*prefix, alias)
+        annotation = info.annotation
+        value: object
+        if _is_model(annotation):
+            value = _bind(annotation, flat, path)  # type: ignore[arg-type]
+        elif _is_sequence(annotation):
+            value = _bind_sequence(flat, path)
+        else:
+            value = _bind_scalar(flat, path)
+        if value is not None:
+            out[alias] = value
+    return out
+
+
+def _settings_error(error: ValidationError) -> SettingsError:
+    first = error.errors(include_url=False)[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, _KeyedValueError):
+        return SettingsError(cause.key, cause.problem)
+    key = ":".join(str(part) for part in first["loc"]) or "Settings"
+    problem = str(cause) if isinstance(cause, Exception) else first["msg"]
+    return SettingsError(key, problem)
+
+
+def load_settings(
+    config_file: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, merge, validate and return the settings (pure: no logging, no ``os.environ``).
+
+    ``config_file`` is an optional appsettings.json-shaped file; ``environ`` is the
+    environment to overlay (pass ``os.environ`` from the caller; ``None`` means empty). Raises
+    :class:`SettingsError` for a missing/unreadable/invalid file or any bad setting.
+    """
+    flat = _Flat()
+    if config_file is not None:
+        _read_config_file(config_file, flat)
+    _read_environ(environ or {}, flat)
+    data = _bind(Settings, flat, ())
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise _settings_error(error) from None
