@@ -530,11 +530,6 @@ def test_checklist_52_ask_client_failures_reject_the_caller(
     assert result["after"] == "after-ask"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: ClientResultError is not a HubException, so the client's error text "
-    "(`Error: client-side boom`) is replaced by the generic AskClient error",
-)
 def test_checklist_52_ask_client_handler_error_text_reaches_caller(
     interop: InteropRuns, combo: str
 ) -> None:
@@ -547,11 +542,6 @@ def test_checklist_52_ask_client_handler_error_text_reaches_caller(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: ClientResultError is not a HubException, so `Client didn't provide a "
-    "result.` is replaced by the generic AskClient error",
-)
 def test_checklist_52_ask_client_without_handler_reports_no_result(
     interop: InteropRuns, combo: str
 ) -> None:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from hero.realtime.lifetime import HubLifetimeManager
+from hero.realtime.lifetime import ClientResultError, HubLifetimeManager
 from hero.realtime.protocol import (
     CancelInvocationMessage,
     CloseMessage,
@@ -78,7 +78,13 @@ def release_invocation_slot() -> None:
 
 
 def error_text(prefix: str, exc: BaseException, detailed: bool) -> str:
-    """ErrorMessageHelper: `<prefix>` or `<prefix> <Type>: <message>` (SIGNALR.md 9.2)."""
+    """ErrorMessageHelper: `<prefix>` or `<prefix> <Type>: <message>` (SIGNALR.md 9.2).
+
+    A failed client result surfaces as the HubException .NET raises for it, so the client's
+    own error text reaches the caller.
+    """
+    if isinstance(exc, ClientResultError):
+        return f"{prefix} HubException: {exc}"
     if isinstance(exc, HubException) or detailed:
         return f"{prefix} {type(exc).__name__}: {exc}"
     return prefix
@@ -255,7 +261,7 @@ class HubDispatcher:
             raise
         except Exception as exc:
             failed = True
-            if not isinstance(exc, HubException):
+            if not isinstance(exc, HubException | ClientResultError):
                 logger.exception("hub method %s failed", method.name)
             if invocation_id:
                 connection.write(
