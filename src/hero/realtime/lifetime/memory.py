@@ -188,6 +188,8 @@ class MemoryLifetimeManager(HubLifetimeManager):
         groups = self._groups_of.get(connection_id)
         if groups is not None:
             groups.discard(group)
+            if not groups:
+                del self._groups_of[connection_id]
 
     async def add_user_to_group(self, user_id: str, group: str) -> None:
         for cid in list(self._users.get(user_id, ())):
