@@ -458,12 +458,6 @@ async def test_pending_invocation_fails_when_the_connection_closes(kind: Kind) -
             await pending
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: a hub method awaiting a client result of a connection that closed is "
-    "cancelled after invocation_drain_timeout (5 s) instead of getting ClientResultError "
-    "\"Connection '<id>' disconnected.\" at once; the transport end waits those 5 s too",
-)
 async def test_closing_fails_pending_client_results_promptly(
     app: Starlette, failures: asyncio.Queue[str]
 ) -> None:

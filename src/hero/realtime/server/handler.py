@@ -8,7 +8,6 @@ logical connection. Every connection's cleanup runs in `finally`: lifetime manag
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -112,9 +111,8 @@ class HubConnectionHandler:
             if announced:
                 await self._serve(connection, rest)
         finally:
-            await self._shutdown(connection)
             try:
-                await self._lifetime.on_disconnected(connection)
+                await self._shutdown(connection)
             finally:
                 if announced:
                     reason = connection.close_reason
@@ -287,27 +285,41 @@ class HubConnectionHandler:
                 connection.write(PING)
 
     async def _shutdown(self, connection: HubConnection) -> None:
-        """Cancel streams, let plain invocations finish briefly, send Close, end transport."""
+        """End the connection in the order its peers need.
+
+        Streams are cancelled and the lifetime manager forgets the connection first (so
+        pending client results fail at once with `Connection '<id>' disconnected.`), then
+        the Close message is written and the transport ends, and only then do plain
+        invocations get a short grace period to finish (their writes are dropped).
+        """
         connection.closing.set()
         for upload in list(connection.uploads.values()):
             upload.complete()
         connection.uploads.clear()
         for task in list(connection.streams.values()):
             task.cancel()
-        pending = [t for t in connection.tasks if not t.done()]
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=self._options.invocation_drain_timeout)
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.gather(*still, return_exceptions=True)
+        try:
+            await self._lifetime.on_disconnected(connection)
+        finally:
+            self._write_close(connection)
+            pending = [t for t in connection.tasks if not t.done()]
+            if pending:
+                _, still = await asyncio.wait(
+                    pending, timeout=self._options.invocation_drain_timeout
+                )
+                for task in still:
+                    task.cancel()
+                if still:
+                    await asyncio.gather(*still, return_exceptions=True)
+
+    @staticmethod
+    def _write_close(connection: HubConnection) -> None:
         reason = connection.close_reason
         transport = connection.transport
         if reason is not None and reason.message is not None:
             data = connection.protocol.write(reason.message)
             if not transport.outbound.write(data):
                 # The queue is full (slow consumer): drop what is queued, keep the Close.
-                with contextlib.suppress(Exception):
-                    transport.outbound.take()
+                transport.outbound.take()
                 transport.outbound.write(data)
         transport.close()
