@@ -16,7 +16,7 @@ from hero.caching import (
 from hero.caching.testing import CONFORMANCE_CASES, CacheCase, CacheHarness
 from hero.platform.settings import load_settings
 from tests.support.servers import UNIT
-from tests.support.valkey import ValkeyEndpoint, free_port, server_time_ms, wait_server_time
+from tests.support.valkey import ValkeyEndpoint, free_port, wait_server_time
 
 # The valkey fixtures (valkey_server, valkey_key_prefix, async_valkey_client) live in
 # tests/support/valkey_fixtures.py so every integration test can share the one session server.
@@ -105,41 +105,6 @@ async def test_increment_window_is_set_once(
     assert 0 < first <= 5000
     assert await cache.increment("n", 50) == 2
     assert await async_valkey_client.pttl(valkey_key_prefix + "n") <= first
-
-
-async def test_member_set_uses_server_time_and_expires_the_key(
-    cache: ValkeyCache, async_valkey_client: Any, valkey_key_prefix: str
-) -> None:
-    before = await server_time_ms(async_valkey_client)
-    assert await cache.touch_member("presence:t:u", "instance-1", 2) is True
-    raw_key = valkey_key_prefix + "presence:t:u"
-    score = await async_valkey_client.zscore(raw_key, "instance-1")
-    assert before + 2000 <= score <= before + 2000 + 5000 * UNIT
-    assert 0 < await async_valkey_client.pttl(raw_key) <= 2000
-    await cache.touch_member("presence:t:u", "instance-2", 20)
-    assert await async_valkey_client.pttl(raw_key) > 2000  # follows the longest member
-    assert await cache.remove_member("presence:t:u", "instance-2") is False
-    assert await async_valkey_client.pttl(raw_key) <= 2000
-    assert await cache.remove_member("presence:t:u", "instance-1") is True
-    assert await async_valkey_client.exists(raw_key) == 0
-
-
-async def test_presence_across_two_instances(
-    valkey_server: ValkeyEndpoint, valkey_key_prefix: str
-) -> None:
-    clients = [create_valkey_client(valkey_server.url) for _ in range(2)]
-    try:
-        one, two = (ValkeyCache(client, valkey_key_prefix) for client in clients)
-        firsts = await asyncio.gather(
-            one.touch_member("p", "one", 10), two.touch_member("p", "two", 10)
-        )
-        assert sorted(firsts) == [False, True]  # exactly one instance saw "came online"
-        assert await two.count_members("p") == 2
-        lasts = [await one.remove_member("p", "one"), await two.remove_member("p", "two")]
-        assert lasts == [False, True]
-    finally:
-        for client in clients:
-            await client.aclose()
 
 
 async def test_prefixes_isolate_separate_caches(

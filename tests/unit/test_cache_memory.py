@@ -86,16 +86,3 @@ async def test_set_copies_the_value(cache: MemoryCache) -> None:
     await cache.set("k", bytes(value))
     value[0] = ord("z")
     assert await cache.get("k") == b"abc"
-
-
-async def test_member_set_key_expires_with_its_longest_member(
-    cache: MemoryCache, clock: FakeClock
-) -> None:
-    await cache.touch_member("p", "a", 5)
-    await cache.touch_member("p", "b", 10)
-    await clock.advance(6)
-    assert await cache.count_members("p") == 1
-    await clock.advance(5)
-    assert await cache.count_members("p") == 0
-    assert "test:p" not in cache._store.entries
-    assert await cache.touch_member("p", "a", 5) is True

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from hero.platform.presence import MemoryPresenceStore, PresenceEntry, PresenceTracker
+from hero.caching import MemoryPresenceStore, PresenceEntry
+from hero.platform.presence import PresenceTracker
 from hero.realtime import HubContext
 from hero.realtime.lifetime import MemoryLifetimeManager
 from hero.realtime.protocol import JsonHubProtocol

@@ -1,7 +1,9 @@
-"""Caching: the :class:`Cache` interface with in-process and Valkey implementations.
+"""Caching: the :class:`Cache` interface and presence storage, in-process and on Valkey.
 
-See :mod:`hero.caching.base` for the semantics every backend shares, and
-:mod:`hero.caching.testing` for the conformance suite that checks them.
+See :mod:`hero.caching.base` for the semantics every cache backend shares,
+:mod:`hero.caching.testing` for the conformance suite that checks them, and
+:mod:`hero.caching.presence` for the :class:`PresenceStore` of connection entries that expire
+unless refreshed.
 """
 
 from hero.caching.base import (
@@ -12,6 +14,12 @@ from hero.caching.base import (
     ttl_milliseconds,
 )
 from hero.caching.memory import MemoryCache
+from hero.caching.presence import (
+    MemoryPresenceStore,
+    PresenceEntry,
+    PresenceStore,
+    ValkeyPresenceStore,
+)
 from hero.caching.valkey import ValkeyCache, create_valkey_client
 
 __all__ = [
@@ -20,7 +28,11 @@ __all__ = [
     "CacheTypeError",
     "CacheUnavailableError",
     "MemoryCache",
+    "MemoryPresenceStore",
+    "PresenceEntry",
+    "PresenceStore",
     "ValkeyCache",
+    "ValkeyPresenceStore",
     "create_valkey_client",
     "ttl_milliseconds",
 ]

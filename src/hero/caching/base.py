@@ -1,25 +1,21 @@
 """The Cache interface: a small, async, bytes-valued key store with expiry.
 
-Three families of operations, each with the same semantics on every backend (the conformance
+Two families of operations, each with the same semantics on every backend (the conformance
 suite in :mod:`hero.caching.testing` holds every implementation to them):
 
 * **values** — :meth:`Cache.get`, :meth:`Cache.set`, :meth:`Cache.delete`;
 * **throttles** — :meth:`Cache.claim` (true exactly once per key per window; the typing
   indicator's ``SET NX PX``) and :meth:`Cache.increment` (a fixed-window counter for rate
-  limits);
-* **member sets** — :meth:`Cache.touch_member`, :meth:`Cache.remove_member`,
-  :meth:`Cache.count_members`: a set of members per key where every member expires on its own
-  unless refreshed. This is what cluster-wide presence needs: key ``presence:{tenant}:{user}``,
-  one member per instance (``{instance_id}``) that has at least one connection of that user,
-  refreshed by a heartbeat every ttl/3. ``touch_member`` returning True means "the user just
-  came online anywhere", ``remove_member`` returning True means "the user's last connection in
-  the cluster is gone". A member whose instance died simply expires, silently.
+  limits).
+
+Presence (which users are online across instances, with entries left by a crashed instance
+swept) is not a cache operation: it has its own store in :mod:`hero.caching.presence`.
 
 Keys are strings; each cache has a ``key_prefix`` that is prepended to every key, and
-:meth:`Cache.prefixed` gives a view on the same store with a longer prefix. A key holds one
-kind of data: using a member-set key as a value (or incrementing a non-integer) raises
-:class:`CacheTypeError`. Every TTL is in seconds, finite and positive (a ``ValueError``
-otherwise), with millisecond resolution.
+:meth:`Cache.prefixed` gives a view on the same store with a longer prefix. Incrementing a key
+whose value is not a decimal integer (or, on Valkey, using a key that something else stored
+as another data type) raises :class:`CacheTypeError`. Every TTL is in seconds, finite and
+positive (a ``ValueError`` otherwise), with millisecond resolution.
 """
 
 from __future__ import annotations
@@ -98,25 +94,3 @@ class Cache(ABC):
         The call that creates the counter (value 1) starts its window of ``ttl_seconds``;
         later increments do not extend it. After the window the count starts again at 1.
         """
-
-    @abstractmethod
-    async def touch_member(self, key: str, member: str, ttl_seconds: float) -> bool:
-        """Add or refresh ``member`` in the member set at ``key``, live for ``ttl_seconds``.
-
-        Returns True iff the set had no live member before this call (it just became
-        non-empty). Refreshing a live member returns False. The key itself expires with its
-        longest-lived member.
-        """
-
-    @abstractmethod
-    async def remove_member(self, key: str, member: str) -> bool:
-        """Remove ``member`` from the member set at ``key``.
-
-        Returns True iff no live member remains afterwards (whether or not ``member`` was
-        still live), so a caller that removes once per touch lifecycle learns that the set
-        just became empty.
-        """
-
-    @abstractmethod
-    async def count_members(self, key: str) -> int:
-        """How many members of the set at ``key`` are live (0 for an absent key)."""

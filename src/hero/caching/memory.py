@@ -15,7 +15,7 @@ _SWEEP_MIN_OPERATIONS = 256
 
 @dataclass(slots=True)
 class _Entry:
-    value: bytes | dict[str, float]  # bytes, or member -> expiry time
+    value: bytes  # a value, or a counter as its decimal digits
     expires_at: float | None
 
 
@@ -55,17 +55,6 @@ def _expiry(now: float, ttl_seconds: float) -> float:
     return now + ttl_milliseconds(ttl_seconds) / 1000
 
 
-def _live_members(entry: _Entry | None, now: float) -> dict[str, float]:
-    if entry is None:
-        return {}
-    if not isinstance(entry.value, dict):
-        raise CacheTypeError("the key holds a value, not a member set")
-    members = entry.value
-    for member in [m for m, expires_at in members.items() if expires_at <= now]:
-        del members[member]
-    return members
-
-
 class MemoryCache(Cache):
     """A :class:`Cache` in a dict of this process.
 
@@ -98,11 +87,7 @@ class MemoryCache(Cache):
 
     async def get(self, key: str) -> bytes | None:
         entry = self._store.live(self._prefix + key, self._now())
-        if entry is None:
-            return None
-        if not isinstance(entry.value, bytes):
-            raise CacheTypeError("the key holds a member set, not a value")
-        return entry.value
+        return None if entry is None else entry.value
 
     async def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
         now = self._now()
@@ -137,49 +122,9 @@ class MemoryCache(Cache):
             self._store.entries[full] = _Entry(b"1", expires_at)
             self._store.wrote(now)
             return 1
-        if not isinstance(entry.value, bytes):
-            raise CacheTypeError("the key holds a member set, not a counter")
         try:
             count = int(entry.value) + 1
         except ValueError:
             raise CacheTypeError("the key holds a value that is not an integer") from None
         entry.value = str(count).encode()
         return count
-
-    async def touch_member(self, key: str, member: str, ttl_seconds: float) -> bool:
-        now = self._now()
-        expires_at = _expiry(now, ttl_seconds)
-        full = self._prefix + key
-        entry = self._store.live(full, now)
-        members = _live_members(entry, now)
-        first = not members
-        members[member] = expires_at
-        if entry is None:
-            self._store.entries[full] = _Entry(members, expires_at)
-        else:
-            entry.expires_at = max(members.values())
-        self._store.wrote(now)
-        return first
-
-    async def remove_member(self, key: str, member: str) -> bool:
-        now = self._now()
-        full = self._prefix + key
-        entry = self._store.live(full, now)
-        members = _live_members(entry, now)
-        members.pop(member, None)
-        if entry is None:
-            return True
-        if not members:
-            del self._store.entries[full]
-            return True
-        entry.expires_at = max(members.values())
-        return False
-
-    async def count_members(self, key: str) -> int:
-        now = self._now()
-        full = self._prefix + key
-        entry = self._store.live(full, now)
-        members = _live_members(entry, now)
-        if entry is not None and not members:
-            del self._store.entries[full]
-        return len(members)

@@ -141,8 +141,6 @@ async def prefixed_views_are_isolated(h: CacheHarness) -> None:
     _expect(await a.claim("t", 20 * h.unit) is True, "claim under prefix a")
     _expect(await b.claim("t", 20 * h.unit) is True, "claim under prefix b is separate")
     _expect(await a.claim("t", 20 * h.unit) is False, "prefix a's window holds")
-    _expect(await b.touch_member("m", "x", 20 * h.unit) is True, "member set under prefix b")
-    _expect(await a.count_members("m") == 0, "member sets are isolated too")
 
 
 async def increment_fixed_window(h: CacheHarness) -> None:
@@ -159,54 +157,10 @@ async def increment_concurrent(h: CacheHarness) -> None:
     _expect(sorted(counts) == list(range(1, 21)), f"every increment counts once: {counts}")
 
 
-async def member_set_lifecycle(h: CacheHarness) -> None:
-    cache, ttl = h.cache, 20 * h.unit
-    _expect(await cache.count_members("p") == 0, "an absent set has no members")
-    _expect(await cache.touch_member("p", "i1", ttl) is True, "the first member is 'first'")
-    _expect(await cache.touch_member("p", "i2", ttl) is False, "a second member is not first")
-    _expect(await cache.touch_member("p", "i1", ttl) is False, "a refresh is not first")
-    _expect(await cache.count_members("p") == 2, "two live members")
-    _expect(await cache.remove_member("p", "i1") is False, "one member remains")
-    _expect(await cache.count_members("p") == 1, "one live member")
-    _expect(await cache.remove_member("p", "i2") is True, "the last member left")
-    _expect(await cache.count_members("p") == 0, "no members left")
-    _expect(await cache.remove_member("p", "i2") is True, "removing from an empty set")
-    _expect(await cache.touch_member("p", "i3", ttl) is True, "first again after empty")
-
-
-async def members_expire(h: CacheHarness) -> None:
-    cache = h.cache
-    _expect(await cache.touch_member("e", "i1", 4 * h.unit) is True, "first member")
-    await cache.touch_member("e", "i2", 40 * h.unit)
-    await h.elapse(5 * h.unit)
-    _expect(await cache.count_members("e") == 1, "an unrefreshed member expires on its own")
-    _expect(await cache.remove_member("e", "i2") is True, "removing the last live member")
-    _expect(await cache.touch_member("e", "i1", 4 * h.unit) is True, "first again")
-    await h.elapse(5 * h.unit)
-    _expect(await cache.count_members("e") == 0, "the set is empty once all expired")
-    _expect(await cache.touch_member("e", "i1", 4 * h.unit) is True, "first after expiry")
-
-
-async def member_refresh_extends(h: CacheHarness) -> None:
-    cache = h.cache
-    await cache.touch_member("f", "i1", 4 * h.unit)
-    await h.elapse(2 * h.unit)
-    _expect(await cache.touch_member("f", "i1", 20 * h.unit) is False, "a refresh is not first")
-    await h.elapse(3 * h.unit)
-    _expect(await cache.count_members("f") == 1, "the refreshed member outlives its first TTL")
-
-
-async def kinds_are_distinct(h: CacheHarness) -> None:
+async def increment_needs_an_integer(h: CacheHarness) -> None:
     cache = h.cache
     await cache.set("value", b"x")
-    await _expect_raises(
-        CacheTypeError, cache.touch_member("value", "m", 20 * h.unit), "touch_member on a value"
-    )
-    await cache.touch_member("set", "m", 20 * h.unit)
-    await _expect_raises(CacheTypeError, cache.get("set"), "get on a member set")
     await _expect_raises(CacheTypeError, cache.increment("value", 20 * h.unit), "increment on x")
-    _expect(await cache.delete("set") is True, "delete removes a member set")
-    _expect(await cache.count_members("set") == 0, "a deleted set is empty")
 
 
 async def ttl_must_be_positive(h: CacheHarness) -> None:
@@ -215,7 +169,6 @@ async def ttl_must_be_positive(h: CacheHarness) -> None:
         await _expect_raises(ValueError, cache.claim("x", bad), f"claim ttl {bad}")
         await _expect_raises(ValueError, cache.set("x", b"v", bad), f"set ttl {bad}")
         await _expect_raises(ValueError, cache.increment("x", bad), f"increment ttl {bad}")
-        await _expect_raises(ValueError, cache.touch_member("x", "m", bad), f"touch ttl {bad}")
     _expect(await cache.get("x") is None, "rejected calls store nothing")
 
 
@@ -231,10 +184,7 @@ CONFORMANCE_CASES: Final[tuple[CacheCase, ...]] = (
     prefixed_views_are_isolated,
     increment_fixed_window,
     increment_concurrent,
-    member_set_lifecycle,
-    members_expire,
-    member_refresh_extends,
-    kinds_are_distinct,
+    increment_needs_an_integer,
     ttl_must_be_positive,
 )
 """Every conformance case, in a stable order (use ``case.__name__`` as the test id)."""

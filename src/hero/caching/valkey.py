@@ -1,7 +1,7 @@
 """ValkeyCache: the cluster-wide :class:`Cache` on Valkey (or Redis), via valkey-py asyncio.
 
-Expiry is always the server's: TTLs are ``PX`` milliseconds and member-set expiries are
-computed from the server's ``TIME`` inside Lua scripts, so instances with skewed clocks agree.
+Expiry is always the server's: TTLs are ``PX`` milliseconds, so instances with skewed clocks
+agree.
 """
 
 from __future__ import annotations
@@ -82,65 +82,20 @@ class _TranslateErrors:
 
 _translate_errors: Final = _TranslateErrors()
 
-# Member sets are sorted sets: member -> expiry (server milliseconds). A member is live while
-# its expiry is in the future; the key expires (PEXPIREAT) with its longest-lived member.
-_NOW_MS: Final = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
-_TOUCH_MEMBER: Final = (
-    _NOW_MS
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local live = redis.call('ZCARD', KEYS[1])
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], last[2])
-if live == 0 then return 1 end
-return 0
-"""
-)
-
-_REMOVE_MEMBER: Final = (
-    _NOW_MS
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREM', KEYS[1], ARGV[1])
-if redis.call('ZCARD', KEYS[1]) == 0 then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], last[2])
-return 0
-"""
-)
-
-_COUNT_MEMBERS: Final = (
-    _NOW_MS
-    + """
-return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-"""
-)
-
 
 class ValkeyCache(Cache):
     """A :class:`Cache` on a shared valkey-py asyncio client; atomic cluster-wide.
 
     ``claim`` is ``SET key 1 NX PX ms``; ``increment`` is ``SET key 0 NX PX ms`` + ``INCR`` in
-    one MULTI; member-set operations are Lua scripts. Keys are ``key_prefix + key``. The client
-    is borrowed, not owned: this class never closes it. The constructor does no I/O.
-    Failures raise :class:`CacheUnavailableError` (connection, timeout),
-    :class:`CacheTypeError` (wrong kind of key) or :class:`CacheError`.
+    one MULTI. Keys are ``key_prefix + key``. The client is borrowed, not owned: this class
+    never closes it. The constructor does no I/O. Failures raise
+    :class:`CacheUnavailableError` (connection, timeout), :class:`CacheTypeError` (wrong kind
+    of key) or :class:`CacheError`.
     """
 
     def __init__(self, client: valkey.asyncio.Valkey, key_prefix: str = "") -> None:
         self._client = client
         self._prefix = key_prefix
-        self._touch_member = client.register_script(_TOUCH_MEMBER)
-        self._remove_member = client.register_script(_REMOVE_MEMBER)
-        self._count_members = client.register_script(_COUNT_MEMBERS)
 
     @property
     def client(self) -> valkey.asyncio.Valkey:
@@ -184,19 +139,3 @@ class ValkeyCache(Cache):
                 pipe.incr(full)
                 results = await pipe.execute()
         return int(results[1])
-
-    async def touch_member(self, key: str, member: str, ttl_seconds: float) -> bool:
-        px = ttl_milliseconds(ttl_seconds)
-        with _translate_errors:
-            first = await self._touch_member(keys=[self._prefix + key], args=[member, px])
-        return bool(first)
-
-    async def remove_member(self, key: str, member: str) -> bool:
-        with _translate_errors:
-            empty = await self._remove_member(keys=[self._prefix + key], args=[member])
-        return bool(empty)
-
-    async def count_members(self, key: str) -> int:
-        with _translate_errors:
-            count = await self._count_members(keys=[self._prefix + key])
-        return int(count)

@@ -16,7 +16,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from hero.auth import JwtValidator, Principal
-from hero.caching import Cache, MemoryCache, ValkeyCache, create_valkey_client
+from hero.caching import (
+    Cache,
+    MemoryCache,
+    MemoryPresenceStore,
+    PresenceStore,
+    ValkeyCache,
+    ValkeyPresenceStore,
+    create_valkey_client,
+)
 from hero.conventions import ChannelLookup, ChannelMembership, NoChannels
 from hero.platform.cors import CredentialedCorsMiddleware
 from hero.platform.hub import (
@@ -26,12 +34,7 @@ from hero.platform.hub import (
     same_tenant_dashboards,
 )
 from hero.platform.metrics import CONTENT_TYPE, PlatformMetrics
-from hero.platform.presence import (
-    MemoryPresenceStore,
-    PresenceStore,
-    PresenceTracker,
-    ValkeyPresenceStore,
-)
+from hero.platform.presence import PresenceTracker
 from hero.platform.settings import Settings
 from hero.platform.web import (
     Authenticator,

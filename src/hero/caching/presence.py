@@ -1,0 +1,229 @@
+"""Presence storage: connection entries with expiry, correct across instances.
+
+Each connection is a :class:`PresenceEntry` with an expiry, refreshed by its instance's
+heartbeat. A user is online while at least one unexpired entry exists. An instance that
+crashes stops refreshing; its entries expire and :meth:`PresenceStore.sweep` on any surviving
+instance removes them and reports the user offline, so nobody stays online forever.
+
+:class:`MemoryPresenceStore` serves a single instance; :class:`ValkeyPresenceStore` shares the
+entries through Valkey, with expiries taken from the server's clock. Announcing the changes
+(``PresenceChanged``) is the platform's job: see :mod:`hero.platform.presence`.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MemoryPresenceStore", "PresenceEntry", "PresenceStore", "ValkeyPresenceStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEntry:
+    tenant_id: str
+    user_id: str
+    connection_id: str
+
+
+class PresenceStore(ABC):
+    """Connection entries with expiry. Every method is atomic with respect to the others."""
+
+    @abstractmethod
+    async def add(self, entry: PresenceEntry, ttl: float) -> bool:
+        """Add a live entry. True when the user had no live entry before (went online)."""
+
+    @abstractmethod
+    async def remove(self, entry: PresenceEntry) -> bool:
+        """Remove an entry. True when it existed and the user has no live entry left."""
+
+    @abstractmethod
+    async def refresh(self, entries: Iterable[PresenceEntry], ttl: float) -> None:
+        """Push the expiry of existing entries forward (heartbeat)."""
+
+    @abstractmethod
+    async def sweep(self) -> list[tuple[str, str]]:
+        """Remove expired entries; return (tenant, user) for users that went offline."""
+
+    @abstractmethod
+    async def online(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, bool]: ...
+
+
+class MemoryPresenceStore(PresenceStore):
+    """Single-instance store; `clock` is injectable for tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._users: dict[tuple[str, str], dict[str, float]] = {}
+
+    def _live(self, key: tuple[str, str], now: float) -> dict[str, float]:
+        entries = self._users.get(key, {})
+        return {c: exp for c, exp in entries.items() if exp > now}
+
+    async def add(self, entry: PresenceEntry, ttl: float) -> bool:
+        now = self._clock()
+        key = (entry.tenant_id, entry.user_id)
+        live = self._live(key, now)
+        first = not live
+        live[entry.connection_id] = now + ttl
+        self._users[key] = live
+        return first
+
+    async def remove(self, entry: PresenceEntry) -> bool:
+        now = self._clock()
+        key = (entry.tenant_id, entry.user_id)
+        entries = self._users.get(key)
+        if entries is None or entries.pop(entry.connection_id, None) is None:
+            return False
+        live = self._live(key, now)
+        if live:
+            self._users[key] = live
+            return False
+        self._users.pop(key, None)
+        return True
+
+    async def refresh(self, entries: Iterable[PresenceEntry], ttl: float) -> None:
+        now = self._clock()
+        for entry in entries:
+            conns = self._users.get((entry.tenant_id, entry.user_id))
+            if conns is not None and entry.connection_id in conns:
+                conns[entry.connection_id] = now + ttl
+
+    async def sweep(self) -> list[tuple[str, str]]:
+        now = self._clock()
+        offline: list[tuple[str, str]] = []
+        for key in list(self._users):
+            live = self._live(key, now)
+            if live:
+                self._users[key] = live
+            else:
+                del self._users[key]
+                offline.append(key)
+        return offline
+
+    async def online(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, bool]:
+        now = self._clock()
+        return {u: bool(self._live((tenant_id, u), now)) for u in user_ids}
+
+
+# Lua keeps each operation atomic and uses the server's clock, so instances with skewed
+# clocks agree. Every key carries the {presence} hash tag: one slot in Valkey Cluster.
+_ADD = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local before = redis.call('ZCARD', KEYS[1])
+local exp = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], exp, ARGV[1])
+redis.call('ZADD', KEYS[2], exp, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+if before == 0 then return 1 end
+return 0
+"""
+
+_REMOVE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if removed == 1 and redis.call('ZCARD', KEYS[1]) == 0 then return 1 end
+return 0
+"""
+
+_REFRESH = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local exp = now + tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  local ukey = ARGV[i]
+  local member = ARGV[i + 1]
+  local conn = string.match(member, '[^\\n]*$')
+  redis.call('ZADD', ukey, 'XX', exp, conn)
+  redis.call('PEXPIRE', ukey, tonumber(ARGV[1]) * 2)
+  redis.call('ZADD', KEYS[1], 'XX', exp, member)
+end
+return 0
+"""
+
+_SWEEP = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 500)
+local offline = {}
+for _, member in ipairs(expired) do
+  if redis.call('ZREM', KEYS[1], member) == 1 then
+    local tenant, user, conn = string.match(member, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$')
+    local ukey = ARGV[1] .. tenant .. ':' .. user
+    redis.call('ZREM', ukey, conn)
+    redis.call('ZREMRANGEBYSCORE', ukey, '-inf', now)
+    if redis.call('ZCARD', ukey) == 0 then
+      table.insert(offline, tenant)
+      table.insert(offline, user)
+    end
+  end
+end
+return offline
+"""
+
+
+class ValkeyPresenceStore(PresenceStore):
+    """Cluster-wide store on Valkey: one sorted set per user (connection -> expiry ms) and
+    one index of every entry, so any instance can sweep what a crashed one left."""
+
+    def __init__(self, client: Any, key_prefix: str = "hero:") -> None:
+        self._client = client
+        self._user_prefix = f"{key_prefix}{{presence}}:u:"
+        self._index = f"{key_prefix}{{presence}}:index"
+        self._add = client.register_script(_ADD)
+        self._remove = client.register_script(_REMOVE)
+        self._refresh = client.register_script(_REFRESH)
+        self._sweep = client.register_script(_SWEEP)
+
+    def _user_key(self, tenant_id: str, user_id: str) -> str:
+        return f"{self._user_prefix}{tenant_id}:{user_id}"
+
+    @staticmethod
+    def _member(entry: PresenceEntry) -> str:
+        return f"{entry.tenant_id}\n{entry.user_id}\n{entry.connection_id}"
+
+    async def add(self, entry: PresenceEntry, ttl: float) -> bool:
+        key = self._user_key(entry.tenant_id, entry.user_id)
+        result = await self._add(
+            keys=[key, self._index],
+            args=[entry.connection_id, int(ttl * 1000), self._member(entry)],
+        )
+        return int(result) == 1
+
+    async def remove(self, entry: PresenceEntry) -> bool:
+        key = self._user_key(entry.tenant_id, entry.user_id)
+        result = await self._remove(
+            keys=[key, self._index], args=[entry.connection_id, self._member(entry)]
+        )
+        return int(result) == 1
+
+    async def refresh(self, entries: Iterable[PresenceEntry], ttl: float) -> None:
+        args: list[Any] = [int(ttl * 1000)]
+        for entry in entries:
+            args += [self._user_key(entry.tenant_id, entry.user_id), self._member(entry)]
+        if len(args) > 1:
+            await self._refresh(keys=[self._index], args=args)
+
+    async def sweep(self) -> list[tuple[str, str]]:
+        flat = await self._sweep(keys=[self._index], args=[self._user_prefix])
+        values = [v.decode() if isinstance(v, bytes) else str(v) for v in flat]
+        return list(zip(values[::2], values[1::2], strict=True))
+
+    async def online(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, bool]:
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        now_s, now_us = await self._client.time()
+        now_ms = int(now_s) * 1000 + int(now_us) // 1000
+        async with self._client.pipeline(transaction=False) as pipe:
+            for user in ids:
+                pipe.zcount(self._user_key(tenant_id, user), now_ms + 1, "+inf")
+            counts = await pipe.execute()
+        return {user: int(count) > 0 for user, count in zip(ids, counts, strict=True)}
