@@ -1,0 +1,110 @@
+"""Fixtures for the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from hero.realtime import EndpointOptions, HubOptions, HubRoute, HubServer, HubServerOptions
+from hero.realtime.testing import ConformanceHub
+from tests.support.servers import UNIT
+
+# The short intervals of `short_timeout_server`, in seconds (multiples of UNIT so a slow
+# machine that raises HERO_TEST_TIMEOUT_UNIT stretches them along with every wait).
+SHORT_KEEP_ALIVE = 0.5 * UNIT
+SHORT_CLIENT_TIMEOUT = 1.5 * UNIT
+SHORT_HANDSHAKE_TIMEOUT = 1.0 * UNIT
+SHORT_DISCONNECT_TIMEOUT = 1.0 * UNIT
+SHORT_LONG_POLL_TIMEOUT = 1.0 * UNIT
+
+
+@dataclass
+class InProcessServer:
+    """A hub server running in the test's own event loop."""
+
+    base_url: str
+    hub: HubServer
+
+    @property
+    def hub_url(self) -> str:
+        return self.base_url + "/conformance"
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.hub_url.removeprefix("http")
+
+
+@asynccontextmanager
+async def serve_in_process(hub: HubServer, path: str = "/conformance") -> AsyncIterator[str]:
+    """Serve `hub` at `path` with uvicorn on a free loopback port; yields the base URL."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with hub.lifespan():
+            yield
+
+    app = Starlette(routes=[HubRoute(path, hub)], lifespan=lifespan)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto
+    # is IPPROTO_TCP; with proto 0 every HTTP response (headers, then body) waits ~40 ms
+    # for the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        ws_max_size=16 * 1024 * 1024,
+        timeout_graceful_shutdown=max(1, round(3 * UNIT)),
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="in-process-uvicorn")
+    try:
+        async with asyncio.timeout(20 * UNIT):
+            while not server.started:
+                if task.done():
+                    task.result()  # surfaces the startup error
+                    raise RuntimeError("uvicorn stopped during startup")
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        try:
+            async with asyncio.timeout(15 * UNIT):
+                await task
+        finally:
+            sock.close()
+
+
+@pytest.fixture
+async def short_timeout_server() -> AsyncIterator[InProcessServer]:
+    """ConformanceHub with short keep-alive, client, handshake, disconnect and poll timeouts.
+
+    The default intervals (15 s / 30 s / 90 s) are too slow for tests; this server runs in
+    the test's event loop with the values of SHORT_* above. Hub URL: `.hub_url`.
+    """
+    hub = HubServer(
+        ConformanceHub,
+        options=HubServerOptions(
+            hub=HubOptions(
+                keep_alive_interval=SHORT_KEEP_ALIVE,
+                client_timeout_interval=SHORT_CLIENT_TIMEOUT,
+                handshake_timeout=SHORT_HANDSHAKE_TIMEOUT,
+            ),
+            endpoint=EndpointOptions(
+                disconnect_timeout=SHORT_DISCONNECT_TIMEOUT,
+                long_poll_timeout=SHORT_LONG_POLL_TIMEOUT,
+            ),
+        ),
+    )
+    async with serve_in_process(hub) as base_url:
+        yield InProcessServer(base_url, hub)
