@@ -1,0 +1,162 @@
+// A long-lived driver for the official SignalR JS client (@microsoft/signalr), steered by the
+// Python tests over stdin/stdout so one test can hold many connections (several users, two
+// devices of one user, other tenants) and interleave invocations with assertions.
+//
+// Run with cwd anywhere; the client is resolved from tests/interop/node_modules (owned by the
+// interop tests, used read-only here).
+//
+// Protocol: one JSON object per line.
+//   stdin  (commands): {"id": n, "op": "connect" | "invoke" | "send" | "stop" | "state" | "exit", ...}
+//     connect {name, url, tokens?: [first, ...later], transport?, protocol?, reconnect?: bool | [ms...],
+//              targets?: [target...]}
+//              accessTokenFactory returns tokens[0] until start() has resolved and the last token
+//              afterwards (fresh credentials for reconnects); no tokens: no factory at all.
+//     invoke  {name, method, args}      -> the hub method's result
+//     send    {name, method, args}      -> null once sent (no completion awaited)
+//     stop    {name}                     -> null
+//     state   {name}                     -> {state, connectionId}
+//   stdout (replies):  {"reply": n, "ok": true, "value": ...} | {"reply": n, "ok": false, "error": "...",
+//                        "statusCode": n | null, "errorType": "..."}
+//   stdout (events):   {"event": "message", "conn": name, "target": t, "args": [...]}
+//                      {"event": "reconnecting" | "reconnected" | "close", "conn": name, "error"?, "connectionId"?}
+// Client logs go to stderr (HERO_INTEROP_LOG=debug for a trace). End of stdin stops every
+// connection and exits, so the process never outlives the test.
+
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(join(here, "..", "..", "interop", "package.json"));
+const signalR = require("@microsoft/signalr");
+const { MessagePackHubProtocol } = require("@microsoft/signalr-protocol-msgpack");
+
+const LOG_LEVEL = process.env.HERO_INTEROP_LOG === "debug" ? signalR.LogLevel.Trace : signalR.LogLevel.Critical;
+const logger = {
+    log(level, message) {
+        if (level >= LOG_LEVEL) {
+            process.stderr.write(`[${new Date().toISOString()}] ${signalR.LogLevel[level]}: ${message}\n`);
+        }
+    },
+};
+
+const connections = new Map();
+
+function emit(object) {
+    process.stdout.write(JSON.stringify(object) + "\n");
+}
+
+function errorText(error) {
+    if (error === undefined || error === null) {
+        return null;
+    }
+    return error instanceof Error ? error.message : String(error);
+}
+
+function get(name) {
+    const connection = connections.get(name);
+    if (!connection) {
+        throw new Error(`no connection named ${name}`);
+    }
+    return connection;
+}
+
+async function connect(command) {
+    if (connections.has(command.name)) {
+        throw new Error(`connection ${command.name} exists`);
+    }
+    const name = command.name;
+    const options = { logger };
+    let started = false;
+    if (command.tokens && command.tokens.length) {
+        const tokens = command.tokens;
+        options.accessTokenFactory = () => (started ? tokens[tokens.length - 1] : tokens[0]);
+    }
+    if (command.transport) {
+        options.transport = signalR.HttpTransportType[command.transport];
+    }
+    let builder = new signalR.HubConnectionBuilder().withUrl(command.url, options).configureLogging(logger);
+    if (command.protocol === "messagepack") {
+        builder = builder.withHubProtocol(new MessagePackHubProtocol());
+    }
+    if (Array.isArray(command.reconnect)) {
+        builder = builder.withAutomaticReconnect(command.reconnect);
+    } else if (command.reconnect) {
+        builder = builder.withAutomaticReconnect();
+    }
+    const connection = builder.build();
+    for (const target of command.targets || []) {
+        connection.on(target, (...args) => emit({ event: "message", conn: name, target, args }));
+    }
+    connection.onreconnecting((error) => emit({ event: "reconnecting", conn: name, error: errorText(error) }));
+    connection.onreconnected((connectionId) =>
+        emit({ event: "reconnected", conn: name, connectionId: connectionId ?? null }),
+    );
+    connection.onclose((error) => emit({ event: "close", conn: name, error: errorText(error) }));
+    connections.set(name, connection);
+    try {
+        await connection.start();
+    } catch (error) {
+        connections.delete(name);
+        throw error;
+    }
+    started = true;
+    return { connectionId: connection.connectionId };
+}
+
+async function handle(command) {
+    switch (command.op) {
+        case "connect":
+            return connect(command);
+        case "invoke": {
+            const value = await get(command.name).invoke(command.method, ...(command.args || []));
+            return value === undefined ? null : value;
+        }
+        case "send":
+            await get(command.name).send(command.method, ...(command.args || []));
+            return null;
+        case "stop":
+            await get(command.name).stop();
+            connections.delete(command.name);
+            return null;
+        case "state": {
+            const connection = get(command.name);
+            return { state: connection.state, connectionId: connection.connectionId ?? null };
+        }
+        default:
+            throw new Error(`unknown op ${command.op}`);
+    }
+}
+
+async function stopAll() {
+    await Promise.allSettled([...connections.values()].map((connection) => connection.stop()));
+    connections.clear();
+}
+
+const input = createInterface({ input: process.stdin });
+input.on("line", (line) => {
+    if (!line.trim()) {
+        return;
+    }
+    const command = JSON.parse(line);
+    if (command.op === "exit") {
+        stopAll().finally(() => process.exit(0));
+        return;
+    }
+    handle(command).then(
+        (value) => emit({ reply: command.id, ok: true, value }),
+        (error) =>
+            emit({
+                reply: command.id,
+                ok: false,
+                error: errorText(error),
+                errorType: error && error.constructor ? error.constructor.name : null,
+                statusCode: error && typeof error.statusCode === "number" ? error.statusCode : null,
+            }),
+    );
+});
+input.on("close", () => {
+    stopAll().finally(() => process.exit(0));
+});
+emit({ event: "ready" });
