@@ -23,13 +23,9 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import socket
-import subprocess
 import sys
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -41,9 +37,8 @@ from hero.conventions import user_group
 from hero.platform.app import PlatformModules, create_app
 from hero.platform.settings import load_settings
 from hero.realtime import HubException, hub_method
-from tests.support.servers import UNIT, RunningServer
+from tests.support.servers import REPO, launch
 
-REPO = Path(__file__).resolve().parents[2]
 CHANNELS_ENV = "HERO_TEST_CHANNELS"
 LATE_CHANNELS_ENV = "HERO_TEST_LATE_CHANNELS"
 
@@ -150,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     app = create()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     sock.listen(128)
@@ -162,7 +157,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # ------------------------------------------------------------------------------ launchers
 
-BANNER = re.compile(r"(?:serving|listening) on (http://\S+)")
 CONFIG_SECTIONS = (
     "cachingoptions",
     "jwtoptions",
@@ -184,61 +178,6 @@ def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
-
-
-@contextmanager
-def launch(
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    *,
-    cwd: Path | str = REPO,
-    startup_timeout: float = 20 * UNIT,
-) -> Iterator[RunningServer]:
-    """Run `python <argv>` and yield once it prints `... on http://HOST:PORT`.
-
-    stdout and stderr are captured together (`server.log()`). Unlike tests.support.servers'
-    run_hero this takes a working directory and accepts `hero serve`'s banner.
-    """
-    full_env = dict(env)
-    full_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), full_env.get("PYTHONPATH", "")) if p
-    )
-    process = subprocess.Popen(
-        [sys.executable, *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=full_env,
-        cwd=str(cwd),
-    )
-    output: list[str] = []
-    found = threading.Event()
-    url: list[str] = []
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line)
-            match = BANNER.search(line)
-            if match and not found.is_set():
-                url.append(match.group(1))
-                found.set()
-        found.set()
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        if not found.wait(startup_timeout) or not url:
-            raise RuntimeError(f"{argv} did not start:\n" + "".join(output))
-        yield RunningServer(url[0], process, output)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10 * UNIT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(5 * UNIT)
 
 
 def hero_serve(

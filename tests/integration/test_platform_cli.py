@@ -127,13 +127,6 @@ def test_workers_without_valkey_is_a_clear_error(tmp_path: Path, unit: float) ->
     assert "serving on" not in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hero serve --workers 2 with no configuration logs the development-key warning "
-    "(WARNING hero: JwtOptions:SigningKey is not set ...) before refusing to start, so stderr "
-    "has two lines instead of the one clear line: cli._cmd_serve calls _with_dev_key before "
-    "checking --workers against CachingOptions:Redis",
-)
 def test_workers_without_valkey_is_one_line_even_without_configuration(
     tmp_path: Path, unit: float
 ) -> None:

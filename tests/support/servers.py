@@ -8,13 +8,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 UNIT = float(os.environ.get("HERO_TEST_TIMEOUT_UNIT", "1.0"))
 """Every timeout in the suite is a multiple of this (raise it on a slow machine)."""
 
-_URL = re.compile(r"listening on (http://\S+)")
+_URL = re.compile(r"(?:listening|serving) on (http://\S+)")
 
 
 @dataclass
@@ -31,20 +32,35 @@ class RunningServer:
         return "".join(self.output)
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 @contextmanager
-def run_hero(
-    args: Sequence[str], env: Mapping[str, str] | None = None, startup_timeout: float = 20 * UNIT
+def launch(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    cwd: Path | str = REPO,
+    startup_timeout: float = 20 * UNIT,
 ) -> Iterator[RunningServer]:
-    """Run `python -m hero <args> --port 0` and yield once it prints where it listens."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
+    """Run `python <argv>` and yield once it prints `... listening|serving on http://HOST:PORT`.
+
+    `env` is the whole environment (default: this process's); the repository is put on
+    PYTHONPATH so test modules can be run with `-m`. stdout and stderr are captured together
+    (`server.log()`); the process is terminated on exit.
+    """
+    full_env = dict(os.environ if env is None else env)
     full_env.setdefault("PYTHONUNBUFFERED", "1")
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), full_env.get("PYTHONPATH", "")) if p
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "hero", *args, "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=full_env,
+        cwd=str(cwd),
     )
     output: list[str] = []
     found = threading.Event()
@@ -64,7 +80,7 @@ def run_hero(
     reader.start()
     try:
         if not found.wait(startup_timeout) or not url:
-            raise RuntimeError("hero did not start:\n" + "".join(output))
+            raise RuntimeError(f"{list(argv)} did not start:\n" + "".join(output))
         yield RunningServer(url[0], process, output)
     finally:
         process.terminate()
@@ -74,3 +90,16 @@ def run_hero(
             process.kill()
             process.wait()
         reader.join(5 * UNIT)
+
+
+def run_hero(
+    args: Sequence[str], env: Mapping[str, str] | None = None, startup_timeout: float = 20 * UNIT
+) -> AbstractContextManager[RunningServer]:
+    """`python -m hero <args> --host 127.0.0.1 --port 0`; `env` is added to os.environ."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return launch(
+        ["-m", "hero", *args, "--host", "127.0.0.1", "--port", "0"],
+        full_env,
+        startup_timeout=startup_timeout,
+    )

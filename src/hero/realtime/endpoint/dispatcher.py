@@ -300,8 +300,8 @@ class ConnectionEndpoint:
                 if not message.get("more_body", False):
                     break
         finally:
+            # Sends do not keep a long-polling connection alive: only polls do (checklist 25).
             connection.active_requests -= 1
-            connection.last_seen = time.monotonic()
         await respond(send, 200, content_type=b"text/plain")
 
     async def _delete(self, scope: Scope, send: Send) -> None:
