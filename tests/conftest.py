@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,15 @@ import pytest
 from tests.support.servers import UNIT, RunningServer, run_hero
 
 REQUIRE_ALL_TOOLS = os.environ.get("HERO_REQUIRE_ALL_TOOLS") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Servers started by tests (and their subprocesses) use a throwaway SQLite file, never
+    `hero.db` in the working tree, unless a test sets its own connection string."""
+    if "DatabaseOptions__ConnectionString" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="hero-test-db-")
+        url = f"sqlite+aiosqlite:///{os.path.join(folder, 'hero.db')}"
+        os.environ["DatabaseOptions__ConnectionString"] = url  # noqa: SIM112 (the contract's key)
 
 
 def missing_tool(reason: str) -> None:

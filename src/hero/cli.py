@@ -16,6 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from hero.auth import RedactTokensFilter, mint_token
+from hero.data import DatabaseError
 from hero.platform.app import create_app, hub_options
 from hero.platform.settings import Settings, SettingsError, generate_signing_key, load_settings
 from hero.realtime import HubRoute, HubServer
@@ -66,14 +67,18 @@ def _load(config: str | None) -> Settings:
     return load_settings(config, os.environ)
 
 
-def _with_dev_key(settings: Settings) -> Settings:
+def _with_dev_key(settings: Settings) -> tuple[Settings, bool]:
+    """The settings with a signing key, and whether a development key was generated."""
     if settings.jwt.has_signing_key:
-        return settings
+        return settings, False
+    return settings.with_signing_key(generate_signing_key()), True
+
+
+def _warn_dev_key() -> None:
     logger.warning(
         "JwtOptions:SigningKey is not set: using a random development signing key for this "
         "run only. Set JwtOptions__SigningKey (32+ characters) to mint tokens with `hero token`."
     )
-    return settings.with_signing_key(generate_signing_key())
 
 
 def _conformance_app(settings: Settings) -> Starlette:
@@ -103,7 +108,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    app = create_app(_with_dev_key(settings))
+    keyed, generated = _with_dev_key(settings)
+    app = create_app(keyed)
+    if generated:
+        _warn_dev_key()
     return _serve_app(
         app,
         args.host,
@@ -182,6 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except SettingsError as exc:
         print(f"hero: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DatabaseError as exc:
+        print(
+            f"hero: configuration error: DatabaseOptions:ConnectionString: {exc}", file=sys.stderr
+        )
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 0

@@ -55,7 +55,13 @@ def token(user: UUID, tenant: str = "acme") -> str:
 
 @pytest.fixture
 async def app() -> AsyncIterator[Starlette]:
-    settings = load_settings(None, {"JwtOptions__SigningKey": KEY})
+    settings = load_settings(
+        None,
+        {
+            "JwtOptions__SigningKey": KEY,
+            "DatabaseOptions__ConnectionString": "sqlite+aiosqlite:///:memory:",
+        },
+    )
     channels = StaticChannels({CHANNEL: {ALICE, BOB}})
     modules = PlatformModules(hub_mixins=[ProbeMixin], channels=channels, membership=channels)
     application = create_app(settings, modules)

@@ -14,10 +14,15 @@ from hero.platform.settings import Settings, load_settings
 
 KEY = "unit-test-signing-key-0123456789abcdef"
 ALLOWED = "https://app.example.com"
+MEMORY_DB = "sqlite+aiosqlite:///:memory:"
 
 
 def _settings(**env: str) -> Settings:
-    base = {"JwtOptions__SigningKey": KEY, "Cors__AllowedOrigins__0": ALLOWED}
+    base = {
+        "JwtOptions__SigningKey": KEY,
+        "Cors__AllowedOrigins__0": ALLOWED,
+        "DatabaseOptions__ConnectionString": MEMORY_DB,
+    }
     base.update(env)
     return load_settings(None, base)
 
@@ -122,6 +127,7 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     assert ready.status_code == 200
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
     for name in (
         "hero_connections",
         "hero_messages_received_total",

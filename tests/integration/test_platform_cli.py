@@ -43,10 +43,38 @@ def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def bare_cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bare")
+
+
+@pytest.fixture(scope="module")
+def bare(bare_cwd: Path) -> Iterator[RunningServer]:
     """`hero serve` with no configuration, from an empty working directory."""
-    with hero_serve(clean_environ(), cwd=tmp_path_factory.mktemp("bare")) as server:
+    with hero_serve(clean_environ(), cwd=bare_cwd) as server:
         yield server
+
+
+def test_bare_serve_creates_the_sqlite_database_in_the_working_directory(
+    bare: RunningServer, bare_cwd: Path, unit: float
+) -> None:
+    with httpx.Client(base_url=bare.base_url, timeout=10 * unit) as http:
+        ready = http.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
+    assert (bare_cwd / "hero.db").is_file()
+
+
+def test_unusable_database_url_is_one_line_and_exit_2(tmp_path: Path, unit: float) -> None:
+    result = run_hero_cli(
+        ["serve", "--port", "0"],
+        tmp_path,
+        unit,
+        {"DatabaseOptions__ConnectionString": "nosuchdriver://x/y"},
+    )
+    assert result.returncode == 2
+    lines = stderr_lines(result)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("hero: configuration error: DatabaseOptions:ConnectionString")
 
 
 def test_bare_serve_prints_where_it_listens_and_warns_about_the_dev_key(

@@ -26,6 +26,7 @@ from hero.caching import (
     create_valkey_client,
 )
 from hero.conventions import ChannelLookup, ChannelMembership, NoChannels
+from hero.data import Database, DatabaseError
 from hero.platform.cors import CredentialedCorsMiddleware
 from hero.platform.hub import (
     GroupPolicy,
@@ -76,6 +77,7 @@ class Platform:
     settings: Settings
     metrics: PlatformMetrics
     cache: Cache
+    database: Database
     hub: HubServer | None
     presence: PresenceTracker | None
     valkey: Any | None
@@ -108,6 +110,7 @@ def create_app(settings: Settings, modules: PlatformModules | None = None) -> St
     authenticator = Authenticator(validator)
     origin_allowed = origin_checker(settings.cors.allowed_origins, settings.cors.allow_all)
 
+    database = Database(settings.database.connection_string)
     redis_url = settings.caching.redis_url()
     valkey = create_valkey_client(redis_url) if redis_url else None
     cache: Cache = ValkeyCache(valkey, KEY_PREFIX) if valkey is not None else MemoryCache()
@@ -144,7 +147,7 @@ def create_app(settings: Settings, modules: PlatformModules | None = None) -> St
         if settings.realtime.map:
             routes += [HubRoute(path, hub) for path in HUB_PATHS]
 
-    platform = Platform(settings, metrics, cache, hub, presence, valkey)
+    platform = Platform(settings, metrics, cache, database, hub, presence, valkey)
 
     async def presence_endpoint(request: Request, principal: Principal) -> Response:
         raw = request.query_params.get("userIds", "")
@@ -162,6 +165,12 @@ def create_app(settings: Settings, modules: PlatformModules | None = None) -> St
     async def ready(request: Request) -> Response:
         checks: dict[str, str] = {}
         healthy = True
+        try:
+            await database.check()
+            checks["database"] = "ok"
+        except DatabaseError as exc:
+            healthy = False
+            checks["database"] = f"unavailable: {exc}"
         if valkey is not None:
             try:
                 async with asyncio.timeout(2):
@@ -192,6 +201,12 @@ def create_app(settings: Settings, modules: PlatformModules | None = None) -> St
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
+            try:
+                version = await database.migrate()
+            except DatabaseError as exc:
+                logger.error("database %s is not usable: %s", database.url.render_as_string(), exc)
+                raise
+            logger.info("database schema at version %d", version)
             async with contextlib.AsyncExitStack() as stack:
                 if hub is not None:
                     await stack.enter_async_context(hub.lifespan())
@@ -203,6 +218,7 @@ def create_app(settings: Settings, modules: PlatformModules | None = None) -> St
                         if beat is not None:
                             beat.cancel()
         finally:
+            await database.aclose()
             if valkey is not None:
                 await valkey.aclose()
 

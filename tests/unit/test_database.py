@@ -1,0 +1,52 @@
+"""hero.data.Database on a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from hero.data import SCHEMA_VERSION, Database, DatabaseError
+from hero.data.database import schema_table
+
+
+async def test_migrate_creates_the_file_and_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "hero.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        assert await db.migrate() == SCHEMA_VERSION
+        assert await db.migrate() == SCHEMA_VERSION
+        await db.check()
+        async with db.connect() as connection:
+            rows = (await connection.execute(select(schema_table))).all()
+        assert [(r.id, r.version) for r in rows] == [(1, SCHEMA_VERSION)]
+    finally:
+        await db.aclose()
+    assert path.is_file()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'hero.db'}")
+    try:
+        await db.migrate()
+        async with db.connect() as connection:
+            await connection.execute(schema_table.update().values(version=SCHEMA_VERSION + 1))
+        with pytest.raises(DatabaseError, match="newer than this hero"):
+            await db.migrate()
+    finally:
+        await db.aclose()
+
+
+async def test_unreachable_database_fails_the_check(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'hero.db'}")
+    try:
+        with pytest.raises(DatabaseError):
+            await db.check()
+    finally:
+        await db.aclose()
+
+
+def test_unknown_driver_is_a_clear_error() -> None:
+    with pytest.raises(DatabaseError, match="nosuchdriver"):
+        Database("nosuchdriver://x/y")
