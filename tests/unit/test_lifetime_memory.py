@@ -90,8 +90,8 @@ async def test_indices_follow_connections_groups_and_users() -> None:
     assert manager.groups_of("a") == {"y"}
     assert manager.groups_of("b") == frozenset()
     # No empty index entries are left behind (they would grow with every group ever used).
-    assert set(manager._groups) == {"y"}
-    assert set(manager._groups_of) == {"a"}
+    assert set(manager._local.groups) == {"y"}
+    assert set(manager._local.groups_of) == {"a"}
 
     await a.disconnect()
     assert manager.connection_count == 2
@@ -100,10 +100,10 @@ async def test_indices_follow_connections_groups_and_users() -> None:
     await b.disconnect()
     await c.disconnect()
     assert manager.connection_count == 0
-    assert manager._connections == {}
-    assert manager._groups == {}
-    assert manager._groups_of == {}
-    assert manager._users == {}
+    assert manager._local.connections == {}
+    assert manager._local.groups == {}
+    assert manager._local.groups_of == {}
+    assert manager._local.users == {}
 
 
 async def test_sends_never_await_a_recipient() -> None:
