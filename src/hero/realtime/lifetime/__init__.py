@@ -2,5 +2,13 @@
 
 from hero.realtime.lifetime.base import ClientResultError, HubLifetimeManager, LocalConnection
 from hero.realtime.lifetime.memory import MemoryLifetimeManager
+from hero.realtime.lifetime.valkey import BackplaneError, ValkeyLifetimeManager
 
-__all__ = ["ClientResultError", "HubLifetimeManager", "LocalConnection", "MemoryLifetimeManager"]
+__all__ = [
+    "BackplaneError",
+    "ClientResultError",
+    "HubLifetimeManager",
+    "LocalConnection",
+    "MemoryLifetimeManager",
+    "ValkeyLifetimeManager",
+]

@@ -46,6 +46,11 @@ class PendingResults:
                 if not ids:
                     del self._by_connection[entry[0]]
 
+    def owner(self, invocation_id: str) -> str | None:
+        """The connection a pending invocation was sent to."""
+        entry = self._pending.get(invocation_id)
+        return entry[0] if entry is not None else None
+
     def complete(self, connection_id: str, completion: CompletionMessage) -> bool:
         entry = self._pending.get(completion.invocation_id)
         if entry is None or entry[0] != connection_id:

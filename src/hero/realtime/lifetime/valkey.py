@@ -1,0 +1,518 @@
+"""ValkeyLifetimeManager: fan-out across instances over Valkey pub/sub (SIGNALR.md 10).
+
+Every instance keeps its own connections in `LocalConnections` and delivers to them
+directly: a local target never touches Valkey, and a broadcast is delivered locally and
+published once for the other instances (which ignore their own publications).
+
+Channels, under the prefix `P = {key_prefix}signalr:{hub}`:
+
+| channel | carries | subscribed by |
+|---|---|---|
+| `P:all` | broadcasts | every instance |
+| `P:group:{name}` | group sends | instances with a local member |
+| `P:user:{id}` | user sends, user group moves | instances with a local connection of the user |
+| `P:conn:{id}` | sends, group moves and client-result requests for one connection | its owner |
+| `P:server:{name}` | acks and client results for requests this instance made | that instance |
+
+Payloads are MessagePack arrays whose invocation part is the complete framed wire message
+for every configured hub protocol (`{"json": bytes, "messagepack": bytes}`), so receivers
+write bytes without re-encoding. A group move for a connection on another instance is sent
+to that connection's channel: `PUBLISH` answering 0 means no instance owns it (the call
+returns at once); otherwise the call waits for the owner's ack (`ack_timeout`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable, Collection, Sequence
+from enum import IntEnum
+from typing import Any
+
+import msgspec
+
+from hero.realtime.lifetime.base import ClientResultError, HubLifetimeManager, LocalConnection
+from hero.realtime.lifetime.local import LocalConnections, PendingResults
+from hero.realtime.protocol import (
+    CompletionMessage,
+    HubProtocol,
+    InvocationMessage,
+    JsonHubProtocol,
+    MessagePackHubProtocol,
+    SerializedMessage,
+)
+
+logger = logging.getLogger("hero.realtime.backplane")
+
+
+class _Kind(IntEnum):
+    INVOKE = 1
+    GROUP = 2
+    ACK = 3
+    CLIENT_INVOKE = 4
+    RESULT = 5
+
+
+_ADD = 1
+_REMOVE = 2
+
+
+class BackplaneError(Exception):
+    """A backplane operation could not complete (no ack in time, Valkey unreachable)."""
+
+
+class ValkeyLifetimeManager(HubLifetimeManager):
+    """Multi-instance lifetime manager on one Valkey (or Redis) server.
+
+    `client` is a `valkey.asyncio.Valkey` (shared with the cache; pub/sub takes its own
+    connection from the pool). `start()` must run before the first connection (the
+    HubServer's lifespan does it); `stop()` unsubscribes and fails pending operations.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        hub_name: str,
+        key_prefix: str = "hero:",
+        server_name: str | None = None,
+        protocols: Sequence[HubProtocol] | None = None,
+        ack_timeout: float = 30.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._client = client
+        self.server_name = server_name or base64.urlsafe_b64encode(secrets.token_bytes(9)).decode()
+        self._prefix = f"{key_prefix}signalr:{hub_name}"
+        self._protocols = tuple(protocols or (JsonHubProtocol(), MessagePackHubProtocol()))
+        self._ack_timeout = ack_timeout
+        self._poll_interval = poll_interval
+        self._local = LocalConnections()
+        self._results = PendingResults(id_prefix=f"{self.server_name}.")
+        self._forwarded: dict[str, tuple[str, str]] = {}  # invocation id -> (conn, origin)
+        self._acks: dict[int, tuple[asyncio.Future[None], list[int]]] = {}
+        self._ack_counter = 0
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder()
+        self._pubsub: Any = None
+        self._subscribed: set[str] = set()
+        self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._subscription_lock = asyncio.Lock()
+        self._control: asyncio.Queue[tuple[str, list[Any]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ channel names
+
+    def _all(self) -> str:
+        return f"{self._prefix}:all"
+
+    def _group(self, name: str) -> str:
+        return f"{self._prefix}:group:{name}"
+
+    def _user(self, user_id: str) -> str:
+        return f"{self._prefix}:user:{user_id}"
+
+    def _conn(self, connection_id: str) -> str:
+        return f"{self._prefix}:conn:{connection_id}"
+
+    def _server(self, name: str) -> str:
+        return f"{self._prefix}:server:{name}"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._pubsub is not None:
+            return
+        self._pubsub = self._client.pubsub()
+        fixed = (self._all(), self._server(self.server_name))
+        waits = [self._expect_confirmation(channel) for channel in fixed]
+        self._subscribed.update(fixed)
+        await self._pubsub.subscribe(*fixed)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._read_forever(), name="hero-backplane-reader"),
+            loop.create_task(self._control_forever(), name="hero-backplane-control"),
+        ]
+        await self._confirmed(waits)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for future, _ in self._acks.values():
+            if not future.done():
+                future.set_exception(BackplaneError("The backplane stopped."))
+        self._acks.clear()
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = None
+        self._subscribed.clear()
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def _expect_confirmation(self, channel: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirmations.setdefault(channel.encode(), []).append(future)
+        return future
+
+    async def _confirmed(self, futures: Sequence[asyncio.Future[None]]) -> None:
+        try:
+            async with asyncio.timeout(self._ack_timeout):
+                await asyncio.gather(*futures)
+        except TimeoutError:
+            raise BackplaneError("Valkey did not confirm a subscription in time.") from None
+
+    async def _sync_subscription(self, channel: str, wanted: Callable[[], bool]) -> None:
+        """Subscribe or unsubscribe `channel` so that it matches `wanted()` right now."""
+        if self._pubsub is None:
+            raise BackplaneError("The Valkey lifetime manager was not started.")
+        async with self._subscription_lock:
+            want = wanted()
+            if want and channel not in self._subscribed:
+                waiting = self._expect_confirmation(channel)
+                self._subscribed.add(channel)
+                await self._pubsub.subscribe(channel)
+                await self._confirmed([waiting])
+            elif not want and channel in self._subscribed:
+                self._subscribed.discard(channel)
+                await self._pubsub.unsubscribe(channel)
+
+    def _group_wanted(self, group: str) -> Callable[[], bool]:
+        return lambda: group in self._local.groups
+
+    def _user_wanted(self, user_id: str) -> Callable[[], bool]:
+        return lambda: user_id in self._local.users
+
+    def _conn_wanted(self, connection_id: str) -> Callable[[], bool]:
+        return lambda: connection_id in self._local.connections
+
+    # ------------------------------------------------------------------ publishing
+
+    def _payload(self, message: SerializedMessage) -> dict[str, bytes]:
+        return {protocol.name: message.get(protocol) for protocol in self._protocols}
+
+    async def _publish(self, channel: str, envelope: list[Any]) -> int:
+        try:
+            return int(await self._client.publish(channel, self._encoder.encode(envelope)))
+        except Exception as exc:
+            raise BackplaneError(f"Publishing to the backplane failed: {exc}") from exc
+
+    async def _publish_invocation(
+        self, channel: str, message: SerializedMessage, excluded: Collection[str] = ()
+    ) -> int:
+        envelope = [_Kind.INVOKE, self.server_name, list(excluded), self._payload(message)]
+        return await self._publish(channel, envelope)
+
+    # ------------------------------------------------------------------ connections
+
+    async def on_connected(self, connection: LocalConnection) -> None:
+        self._local.add(connection)
+        cid = connection.connection_id
+        await self._sync_subscription(self._conn(cid), self._conn_wanted(cid))
+        user = connection.user_id
+        if user is not None:
+            await self._sync_subscription(self._user(user), self._user_wanted(user))
+
+    async def on_disconnected(self, connection: LocalConnection) -> None:
+        cid = connection.connection_id
+        emptied, _ = self._local.remove(connection)
+        self._results.fail_connection(cid)
+        owed = [iid for iid, (owner, _) in self._forwarded.items() if owner == cid]
+        for invocation_id in owed:
+            _, origin = self._forwarded.pop(invocation_id)
+            with contextlib.suppress(BackplaneError):
+                await self._publish_result(
+                    origin,
+                    CompletionMessage.with_error(
+                        invocation_id, f"Connection '{cid}' disconnected."
+                    ),
+                )
+        with contextlib.suppress(BackplaneError):
+            await self._sync_subscription(self._conn(cid), self._conn_wanted(cid))
+            for group in emptied:
+                await self._sync_subscription(self._group(group), self._group_wanted(group))
+            user = connection.user_id
+            if user is not None:
+                await self._sync_subscription(self._user(user), self._user_wanted(user))
+
+    # ------------------------------------------------------------------ sends
+
+    async def send_all(self, message: InvocationMessage, excluded: Collection[str] = ()) -> None:
+        serialized = SerializedMessage(message)
+        self._local.deliver_all(serialized, excluded)
+        await self._publish_invocation(self._all(), serialized, excluded)
+
+    async def send_connection(self, connection_id: str, message: InvocationMessage) -> None:
+        serialized = SerializedMessage(message)
+        if not self._local.deliver_connection(connection_id, serialized):
+            await self._publish_invocation(self._conn(connection_id), serialized)
+
+    async def send_connections(
+        self, connection_ids: Collection[str], message: InvocationMessage
+    ) -> None:
+        serialized = SerializedMessage(message)
+        for cid in connection_ids:
+            if not self._local.deliver_connection(cid, serialized):
+                await self._publish_invocation(self._conn(cid), serialized)
+
+    async def send_group(
+        self, group: str, message: InvocationMessage, excluded: Collection[str] = ()
+    ) -> None:
+        serialized = SerializedMessage(message)
+        self._local.deliver_group(group, serialized, excluded)
+        await self._publish_invocation(self._group(group), serialized, excluded)
+
+    async def send_groups(self, groups: Collection[str], message: InvocationMessage) -> None:
+        serialized = SerializedMessage(message)
+        for group in groups:
+            self._local.deliver_group(group, serialized)
+            await self._publish_invocation(self._group(group), serialized)
+
+    async def send_user(self, user_id: str, message: InvocationMessage) -> None:
+        serialized = SerializedMessage(message)
+        self._local.deliver_user(user_id, serialized)
+        await self._publish_invocation(self._user(user_id), serialized)
+
+    async def send_users(self, user_ids: Collection[str], message: InvocationMessage) -> None:
+        serialized = SerializedMessage(message)
+        for user in user_ids:
+            self._local.deliver_user(user, serialized)
+            await self._publish_invocation(self._user(user), serialized)
+
+    # ------------------------------------------------------------------ groups
+
+    async def _apply_group(self, connection_id: str, action: int, group: str) -> None:
+        if action == _ADD:
+            if self._local.add_to_group(connection_id, group) is None:
+                return
+        else:
+            self._local.remove_from_group(connection_id, group)
+        await self._sync_subscription(self._group(group), self._group_wanted(group))
+
+    async def _remote_group(
+        self, channel: str, action: int, group: str, connection_id: str | None, user_id: str | None
+    ) -> None:
+        """Publish a group move and wait for an ack from every instance that received it."""
+        self._ack_counter += 1
+        request = self._ack_counter
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        expected = [0]
+        self._acks[request] = (future, expected)
+        try:
+            envelope = [
+                _Kind.GROUP,
+                self.server_name,
+                request,
+                action,
+                group,
+                connection_id,
+                user_id,
+            ]
+            receivers = await self._publish(channel, envelope)
+            if channel in self._subscribed:
+                receivers -= 1  # our own copy is ignored
+            if receivers <= 0:
+                return
+            expected[0] += receivers
+            if expected[0] <= 0 and not future.done():
+                future.set_result(None)
+            try:
+                async with asyncio.timeout(self._ack_timeout):
+                    await future
+            except TimeoutError:
+                raise BackplaneError(
+                    f"No acknowledgement for the group operation on '{group}' within "
+                    f"{self._ack_timeout:g} s."
+                ) from None
+        finally:
+            self._acks.pop(request, None)
+
+    async def add_to_group(self, connection_id: str, group: str) -> None:
+        if connection_id in self._local.connections:
+            await self._apply_group(connection_id, _ADD, group)
+        else:
+            await self._remote_group(self._conn(connection_id), _ADD, group, connection_id, None)
+
+    async def remove_from_group(self, connection_id: str, group: str) -> None:
+        if connection_id in self._local.connections:
+            await self._apply_group(connection_id, _REMOVE, group)
+        else:
+            await self._remote_group(self._conn(connection_id), _REMOVE, group, connection_id, None)
+
+    async def add_user_to_group(self, user_id: str, group: str) -> None:
+        for cid in self._local.user_connection_ids(user_id):
+            await self._apply_group(cid, _ADD, group)
+        await self._remote_group(self._user(user_id), _ADD, group, None, user_id)
+
+    async def remove_user_from_group(self, user_id: str, group: str) -> None:
+        for cid in self._local.user_connection_ids(user_id):
+            await self._apply_group(cid, _REMOVE, group)
+        await self._remote_group(self._user(user_id), _REMOVE, group, None, user_id)
+
+    # ------------------------------------------------------------------ client results
+
+    async def invoke_connection(
+        self, connection_id: str, target: str, arguments: tuple[Any, ...], timeout: float | None
+    ) -> Any:
+        invocation_id, future = self._results.register(connection_id)
+        try:
+            message = InvocationMessage(
+                target=target, arguments=arguments, invocation_id=invocation_id
+            )
+            local = self._local.connections.get(connection_id)
+            if local is not None:
+                local.write(message)
+            else:
+                envelope = [
+                    _Kind.CLIENT_INVOKE,
+                    self.server_name,
+                    invocation_id,
+                    connection_id,
+                    self._payload(SerializedMessage(message)),
+                ]
+                if await self._publish(self._conn(connection_id), envelope) == 0:
+                    raise ClientResultError(f"Connection '{connection_id}' does not exist.")
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise ClientResultError("Invocation canceled by the server.") from None
+        finally:
+            self._results.discard(invocation_id)
+
+    async def set_connection_result(
+        self, connection_id: str, completion: CompletionMessage
+    ) -> bool:
+        if self._results.complete(connection_id, completion):
+            return True
+        owed = self._forwarded.get(completion.invocation_id)
+        if owed is None or owed[0] != connection_id:
+            return False
+        del self._forwarded[completion.invocation_id]
+        await self._publish_result(owed[1], completion)
+        return True
+
+    async def _publish_result(self, origin: str, completion: CompletionMessage) -> None:
+        envelope = [
+            _Kind.RESULT,
+            self.server_name,
+            completion.invocation_id,
+            completion.error,
+            completion.has_result,
+            completion.result,
+        ]
+        await self._publish(self._server(origin), envelope)
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _read_forever(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=False, timeout=self._poll_interval
+                )
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("backplane read failed; retrying", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if message is None:
+                continue
+            kind = message.get("type")
+            if kind == "subscribe":
+                for future in self._confirmations.pop(message["channel"], []):
+                    if not future.done():
+                        future.set_result(None)
+            elif kind == "message":
+                try:
+                    self._receive(message["channel"].decode(), message["data"])
+                except Exception:
+                    logger.exception("bad backplane message on %r", message.get("channel"))
+
+    def _receive(self, channel: str, data: bytes) -> None:
+        envelope = self._decoder.decode(data)
+        kind, origin = envelope[0], envelope[1]
+        if origin == self.server_name:
+            return
+        if kind == _Kind.INVOKE:
+            self._deliver(channel, SerializedMessage(None, envelope[3]), envelope[2])
+        elif kind == _Kind.ACK:
+            entry = self._acks.get(envelope[2])
+            if entry is not None:
+                future, expected = entry
+                expected[0] -= 1
+                if expected[0] <= 0 and not future.done():
+                    future.set_result(None)
+        elif kind == _Kind.RESULT:
+            _, _, invocation_id, error, has_result, result = envelope
+            owner = self._results.owner(invocation_id)
+            if owner is not None:
+                self._results.complete(
+                    owner,
+                    CompletionMessage(
+                        invocation_id=invocation_id,
+                        error=error,
+                        result=result,
+                        has_result=bool(has_result),
+                    ),
+                )
+        elif kind in (_Kind.GROUP, _Kind.CLIENT_INVOKE):
+            self._control.put_nowait((channel, envelope))
+
+    def _deliver(self, channel: str, message: SerializedMessage, excluded: list[str]) -> None:
+        prefix = self._prefix
+        if channel == f"{prefix}:all":
+            self._local.deliver_all(message, excluded)
+        elif channel.startswith(f"{prefix}:group:"):
+            group = channel[len(prefix) + 7 :]
+            self._local.deliver_group(group, message, excluded)
+        elif channel.startswith(f"{prefix}:user:"):
+            self._local.deliver_user(channel[len(prefix) + 6 :], message)
+        elif channel.startswith(f"{prefix}:conn:"):
+            self._local.deliver_connection(channel[len(prefix) + 6 :], message)
+
+    async def _control_forever(self) -> None:
+        """Group moves and client-result requests, in arrival order, off the reader task
+        (they may subscribe, which needs the reader to see the confirmation)."""
+        while True:
+            channel, envelope = await self._control.get()
+            try:
+                if envelope[0] == _Kind.GROUP:
+                    await self._handle_group(envelope)
+                else:
+                    await self._handle_client_invoke(envelope)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("backplane control message on %r failed", channel)
+
+    async def _handle_group(self, envelope: list[Any]) -> None:
+        _, origin, request, action, group, connection_id, user_id = envelope
+        if connection_id is not None:
+            targets = [connection_id] if connection_id in self._local.connections else []
+        else:
+            targets = self._local.user_connection_ids(user_id)
+        for cid in targets:
+            await self._apply_group(cid, action, group)
+        await self._publish(self._server(origin), [_Kind.ACK, self.server_name, request])
+
+    async def _handle_client_invoke(self, envelope: list[Any]) -> None:
+        _, origin, invocation_id, connection_id, payload = envelope
+        connection = self._local.connections.get(connection_id)
+        if connection is None:
+            await self._publish_result(
+                origin,
+                CompletionMessage.with_error(
+                    invocation_id, f"Connection '{connection_id}' disconnected."
+                ),
+            )
+            return
+        self._forwarded[invocation_id] = (connection_id, origin)
+        connection.write_serialized(SerializedMessage(None, payload))
