@@ -1,0 +1,381 @@
+"""Fan-out benchmark: hero vs python-socketio vs a raw `websockets` ceiling, same run.
+
+    .venv/bin/python bench/fanout.py                # 1000 clients, 200 messages, 3 repeats
+    .venv/bin/python bench/fanout.py --quick        # smoke: 50 clients, 20 messages
+
+Each server runs alone in its own subprocess on 127.0.0.1 (its CPU time is read from /proc);
+one client process holds every subscriber plus the publisher. Per server: connect and join
+the group, one warm-up burst, then `--repeat` measured bursts of `--messages` broadcasts of
+the same ~`--payload-bytes` JSON payload; the table shows the median of each metric.
+
+Two scenarios (`--scenario trigger|burst|both`, default both):
+- trigger: the publisher sends one request per broadcast, back to back (hero: the stock
+  `hero conformance-server`, `SendToGroup` invocations; socketio: `publish` events;
+  ceiling: "P" frames). Models many independent events arriving together.
+- burst: one publisher request makes the server broadcast `--messages` times in a loop
+  (hero: bench BenchHub's `Burst` served with HubServer+HubRoute, see fanout_servers.py).
+  Models a backlog: whatever a connection has queued can go out in one frame.
+Everything is bounded (per-step and whole-process timeouts) and cleaned up in `finally`.
+Prints a markdown table and writes the JSON results (bench/results/fanout-<date>.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchlib import raise_fd_limit
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BANNER = re.compile(r"listening on (http://\S+)")
+STARTUP_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    kind: str
+    label: str
+    command: tuple[str, ...]
+
+
+SERVERS: dict[str, ServerSpec] = {
+    "hero": ServerSpec(
+        "hero",
+        "hero conformance-server",
+        (sys.executable, "-m", "hero", "conformance-server", "--host", "127.0.0.1", "--port", "0"),
+    ),
+    "hero-bench": ServerSpec(
+        "hero",
+        "hero + BenchHub (bench/fanout_servers.py hero-bench)",
+        (sys.executable, str(BENCH / "fanout_servers.py"), "hero-bench"),
+    ),
+    "socketio": ServerSpec(
+        "socketio",
+        "python-socketio (ASGI, uvicorn)",
+        (sys.executable, str(BENCH / "fanout_servers.py"), "socketio"),
+    ),
+    "ceiling": ServerSpec(
+        "ceiling",
+        "raw websockets ceiling",
+        (sys.executable, str(BENCH / "fanout_servers.py"), "ceiling"),
+    ),
+}
+
+SCENARIOS: dict[str, tuple[str, ...]] = {
+    "trigger": ("hero", "socketio", "ceiling"),
+    "burst": ("hero-bench", "socketio", "ceiling"),
+}
+LABELS = {"hero": "hero (SignalR JSON)", "socketio": "python-socketio (ASGI, uvicorn)"}
+LABELS["ceiling"] = "raw websockets ceiling"
+
+METRICS = (
+    "msgs_per_s",
+    "server_cpu_us_per_msg",
+    "server_cpu_us_per_frame",
+    "server_cpu_util",
+    "client_cpu_util",
+    "other_cpu_util",
+    "wall_s",
+)
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    url: str
+    output: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def run_server(spec: ServerSpec) -> Iterator[Running]:
+    """Start one server subprocess, wait for its banner, always stop it afterwards."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        spec.command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    output: list[str] = []
+    found = threading.Event()
+    url: list[str] = []
+
+    def pump() -> None:  # keeps draining so the server never blocks on a full pipe
+        assert process.stdout is not None
+        for line in process.stdout:
+            if len(output) < 1000:
+                output.append(line)
+            match = BANNER.search(line)
+            if match and not found.is_set():
+                url.append(match.group(1))
+                found.set()
+        found.set()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        if not found.wait(STARTUP_TIMEOUT) or not url:
+            raise RuntimeError(f"{spec.kind} did not start:\n" + "".join(output))
+        yield Running(process, url[0], output)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        reader.join(5)
+
+
+def run_clients(
+    spec: ServerSpec, server: Running, scenario: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        str(BENCH / "fanout_client.py"),
+        "--kind",
+        spec.kind,
+        "--mode",
+        scenario,
+        "--url",
+        server.url,
+        "--server-pid",
+        str(server.process.pid),
+        "--clients",
+        str(args.clients),
+        "--messages",
+        str(args.messages),
+        "--payload-bytes",
+        str(args.payload_bytes),
+        "--repeat",
+        str(args.repeat),
+        "--warmup",
+        str(args.warmup),
+        "--burst-timeout",
+        str(args.burst_timeout),
+    ]
+    # Setup, warm-up and every burst are bounded inside the client; this is the backstop.
+    budget = 120 + (args.repeat + 1) * (args.burst_timeout + 5)
+    completed = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=budget,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    sys.stderr.write(completed.stderr)
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"{spec.kind} client failed ({completed.returncode}):\n{completed.stderr[-4000:]}"
+        )
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    runs = result["runs"]
+    summary: dict[str, Any] = {m: statistics.median(r[m] for r in runs) for m in METRICS}
+    delivered = sum(r["delivered"] for r in runs)
+    frames = sum(r["frames"] for r in runs)
+    summary["frames_per_msg"] = frames / delivered if delivered else 0.0
+    summary["complete"] = all(r["complete"] for r in runs)
+    summary["cpu_source"] = runs[0]["server_cpu_source"] if runs else "none"
+    return summary
+
+
+def hero_ratios(rows: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    ratios: dict[str, dict[str, float | None]] = {}
+    if "hero" in rows:
+        for other, name in (("socketio", "hero / python-socketio"), ("ceiling", "hero / ceiling")):
+            if other in rows:
+                ratios[name] = {
+                    m: ratio(rows["hero"][m], rows[other][m])
+                    for m in ("msgs_per_s", "server_cpu_us_per_msg")
+                }
+    return ratios
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def versions() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in ("hero-platform", "python-socketio", "python-engineio", "websockets", "uvicorn"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+def ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"clients={report['params']['clients']} messages={report['params']['messages']} "
+        f"payload={report['params']['payload_bytes']}B repeat={report['params']['repeat']} "
+        f"(median), nproc={report['machine']['nproc']}, "
+        f"load before/after={report['load']['before'][0]:.2f}/{report['load']['after'][0]:.2f}",
+    ]
+    for scenario in report["summary"]:
+        lines += ["", f"### scenario: {scenario}", ""]
+        lines += scenario_table(report["summary"][scenario], report["ratios"][scenario])
+    return "\n".join(lines)
+
+
+def scenario_table(rows: dict[str, Any], ratios: dict[str, Any]) -> list[str]:
+    lines = [
+        "| server | delivered msgs/s | server CPU µs/msg | server CPU µs/frame | "
+        "WS frames/msg | server CPU util | client CPU util | other CPU util |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind, row in rows.items():
+        flag = "" if row["complete"] else " (INCOMPLETE)"
+        lines.append(
+            f"| {LABELS[kind]}{flag} | {row['msgs_per_s']:,.0f} | "
+            f"{row['server_cpu_us_per_msg']:.2f} | {row['server_cpu_us_per_frame']:.2f} | "
+            f"{row['frames_per_msg']:.3f} | {row['server_cpu_util']:.0%} | "
+            f"{row['client_cpu_util']:.0%} | {row['other_cpu_util']:.0%} |"
+        )
+    if ratios:
+        lines += [
+            "",
+            "| ratio | msgs/s (higher is better for hero) | server CPU µs/msg (lower is better) |",
+            "|---|---:|---:|",
+        ]
+        for name, pair in ratios.items():
+            lines.append(
+                f"| {name} | {fmt_ratio(pair['msgs_per_s'])} | "
+                f"{fmt_ratio(pair['server_cpu_us_per_msg'])} |"
+            )
+    return lines
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=200, help="broadcasts per burst")
+    parser.add_argument("--payload-bytes", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3, help="measured bursts (median)")
+    parser.add_argument("--warmup", type=int, default=None, help="messages in the warm-up burst")
+    parser.add_argument("--burst-timeout", type=float, default=120.0, help="seconds per burst")
+    parser.add_argument(
+        "--servers",
+        default="hero,socketio,ceiling",
+        help="comma-separated subset of: hero,socketio,ceiling",
+    )
+    parser.add_argument("--scenario", choices=("trigger", "burst", "both"), default="both")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: 50 clients, 20 messages")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="JSON results path (default bench/results/fanout-<date>.json; "
+        "--quick writes none unless given)",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.clients, args.messages, args.repeat = 50, 20, 1
+        args.burst_timeout = min(args.burst_timeout, 30.0)
+    if args.warmup is None:
+        args.warmup = max(1, min(args.messages, 20))
+    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in LABELS]
+    if unknown or not kinds:
+        parser.error(f"unknown servers: {unknown}")
+    args.kinds = kinds
+    args.scenarios = ["trigger", "burst"] if args.scenario == "both" else [args.scenario]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_fd_limit(args.clients + 1024)  # inherited by the server and client processes
+    now = dt.datetime.now(dt.UTC)
+    load_before = loadavg()
+    started = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
+    for scenario in args.scenarios:
+        results[scenario] = {}
+        for name in SCENARIOS[scenario]:
+            spec = SERVERS[name]
+            if spec.kind not in args.kinds:
+                continue
+            print(f"== {scenario}: {spec.label}", file=sys.stderr, flush=True)
+            with run_server(spec) as server:
+                results[scenario][spec.kind] = run_clients(spec, server, scenario, args)
+    load_after = loadavg()
+    summary = {
+        scenario: {kind: summarize(result) for kind, result in by_kind.items()}
+        for scenario, by_kind in results.items()
+    }
+    ratios = {scenario: hero_ratios(rows) for scenario, rows in summary.items()}
+    report: dict[str, Any] = {
+        "benchmark": "fanout",
+        "date": now.isoformat(timespec="seconds"),
+        "command": " ".join(["python", "bench/fanout.py", *(argv or sys.argv[1:])]),
+        "params": {
+            "clients": args.clients,
+            "messages": args.messages,
+            "payload_bytes": args.payload_bytes,
+            "repeat": args.repeat,
+            "warmup": args.warmup,
+            "quick": args.quick,
+            "scenarios": args.scenarios,
+            "servers": {name: list(spec.command[1:]) for name, spec in SERVERS.items()},
+        },
+        "machine": {
+            "nproc": os.cpu_count(),
+            "affinity": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "versions": versions(),
+        "load": {"before": load_before, "after": load_after},
+        "elapsed_s": time.perf_counter() - started,
+        "summary": summary,
+        "ratios": ratios,
+        "results": results,
+    }
+    table = markdown(report)
+    print(table)
+    output = args.output
+    if output is None and not args.quick:
+        output = str(BENCH / "results" / f"fanout-{now:%Y-%m-%d}.json")
+    if output:
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nresults: {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
