@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
 
 from hero.auth import RedactTokensFilter, mint_token
 from hero.data import DatabaseError
-from hero.platform.app import create_app, hub_options
+from hero.platform.app import create_app
+from hero.platform.conformance import create_conformance_app
 from hero.platform.settings import Settings, SettingsError, generate_signing_key, load_settings
-from hero.realtime import HubRoute, HubServer
-from hero.realtime.testing import ConformanceHub
 
 logger = logging.getLogger("hero")
 
@@ -81,17 +78,6 @@ def _warn_dev_key() -> None:
     )
 
 
-def _conformance_app(settings: Settings) -> Starlette:
-    hub = HubServer(ConformanceHub, options=hub_options(settings, require_authentication=False))
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with hub.lifespan():
-            yield
-
-    return Starlette(routes=[HubRoute("/conformance", hub)], lifespan=lifespan)
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if args.workers > 1:
@@ -103,8 +89,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             )
             return EXIT_CONFIG
         print(
-            "hero: --workers > 1 is not supported yet (the Valkey backplane lands with the "
-            "scale-out work); run one process per port behind a load balancer.",
+            "hero: --workers > 1 is not supported yet: long polling and Server-Sent Events "
+            "need every request of a connection on the same process. Run several `hero "
+            "serve` processes on one Valkey behind a load balancer with sticky sessions.",
             file=sys.stderr,
         )
         return EXIT_CONFIG
@@ -148,7 +135,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
 def _cmd_conformance(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     return _serve_app(
-        _conformance_app(settings),
+        create_conformance_app(settings),
         args.host,
         args.port,
         "hero conformance-server listening on {url} (hub at /conformance)",

@@ -51,6 +51,7 @@ from hero.realtime import (
     HubServer,
     HubServerOptions,
 )
+from hero.realtime.lifetime import HubLifetimeManager, ValkeyLifetimeManager
 
 logger = logging.getLogger("hero.platform")
 
@@ -98,6 +99,13 @@ def hub_options(settings: Settings, *, require_authentication: bool = True) -> H
     )
 
 
+def lifetime_manager(valkey: Any | None, hub_name: str) -> HubLifetimeManager | None:
+    """The Valkey backplane when Valkey is configured; None means the in-memory default."""
+    if valkey is None:
+        return None
+    return ValkeyLifetimeManager(valkey, hub_name=hub_name, key_prefix=KEY_PREFIX)
+
+
 def create_app(settings: Settings, modules: PlatformModules | None = None) -> Starlette:
     """Build the platform. The settings must carry a signing key (the CLI generates a
     development key when none is configured). Constructors do no I/O; connections to
@@ -127,6 +135,7 @@ def create_app(settings: Settings, modules: PlatformModules | None = None) -> St
         hub = HubServer(
             hub_type,
             options=hub_options(settings),
+            lifetime_manager=lifetime_manager(valkey, "AppHub"),
             authenticate=authenticator.identity,
             origin_allowed=origin_allowed,
             hub_factory=lambda: hub_type(services_box[0]),
