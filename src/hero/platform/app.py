@@ -142,7 +142,8 @@ def create_app(settings: Settings, modules: PlatformModules | None = None) -> St
             connection_observer=metrics,
             invocation_observer=metrics,
         )
-        presence = PresenceTracker(store, hub.context)
+        ttl = settings.realtime.presence_ttl_seconds
+        presence = PresenceTracker(store, hub.context, ttl=ttl, heartbeat=ttl / 3)
         services_box.append(
             RealtimeServices(
                 cache=cache,

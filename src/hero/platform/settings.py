@@ -341,6 +341,7 @@ class RealtimeOptions(BaseModel):
         default=32768, alias="MaximumReceiveMessageSize"
     )
     enable_detailed_errors: _Bool = Field(default=False, alias="EnableDetailedErrors")
+    presence_ttl_seconds: _PositiveSeconds = Field(default=30.0, alias="PresenceTtlSeconds")
 
     @model_validator(mode="after")
     def _check(self) -> RealtimeOptions:
