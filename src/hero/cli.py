@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import socket
@@ -55,8 +54,8 @@ def _serve_app(app: Any, host: str, port: int, banner: str, access_log: bool = F
         ws_max_size=16 * 1024 * 1024,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
-    asyncio.run(server.serve(sockets=[sock]))
+    # Server.run picks the event loop from the config: uvloop when installed ("auto").
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
