@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any
 
 from hero.realtime.lifetime.base import ClientResultError, LocalConnection
-from hero.realtime.protocol import CompletionMessage, SerializedMessage
+from hero.realtime.protocol import CompletionMessage, InvocationMessage, SerializedMessage
 
 
 class PendingResults:
@@ -36,6 +36,31 @@ class PendingResults:
         self._pending[invocation_id] = (connection_id, future)
         self._by_connection.setdefault(connection_id, set()).add(invocation_id)
         return invocation_id, future
+
+    async def invoke(
+        self,
+        connection_id: str,
+        target: str,
+        arguments: tuple[Any, ...],
+        timeout: float | None,
+        send: Callable[[InvocationMessage], Awaitable[None]],
+    ) -> Any:
+        """Register a client-result invocation, hand it to `send`, await the Completion.
+
+        Raises ClientResultError: the client's error, a disconnect, or a timeout
+        (`Invocation canceled by the server.`). The entry is always removed.
+        """
+        invocation_id, future = self.register(connection_id)
+        try:
+            await send(
+                InvocationMessage(target=target, arguments=arguments, invocation_id=invocation_id)
+            )
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise ClientResultError("Invocation canceled by the server.") from None
+        finally:
+            self.discard(invocation_id)
 
     def discard(self, invocation_id: str) -> None:
         entry = self._pending.pop(invocation_id, None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection
 from typing import Any
 
@@ -95,17 +94,11 @@ class MemoryLifetimeManager(HubLifetimeManager):
         connection = self._local.connections.get(connection_id)
         if connection is None:
             raise ClientResultError(f"Connection '{connection_id}' does not exist.")
-        invocation_id, future = self._results.register(connection_id)
-        try:
-            connection.write(
-                InvocationMessage(target=target, arguments=arguments, invocation_id=invocation_id)
-            )
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            raise ClientResultError("Invocation canceled by the server.") from None
-        finally:
-            self._results.discard(invocation_id)
+
+        async def send(message: InvocationMessage) -> None:
+            connection.write(message)
+
+        return await self._results.invoke(connection_id, target, arguments, timeout, send)
 
     async def set_connection_result(
         self, connection_id: str, completion: CompletionMessage

@@ -358,30 +358,23 @@ class ValkeyLifetimeManager(HubLifetimeManager):
     async def invoke_connection(
         self, connection_id: str, target: str, arguments: tuple[Any, ...], timeout: float | None
     ) -> Any:
-        invocation_id, future = self._results.register(connection_id)
-        try:
-            message = InvocationMessage(
-                target=target, arguments=arguments, invocation_id=invocation_id
-            )
+
+        async def send(message: InvocationMessage) -> None:
             local = self._local.connections.get(connection_id)
             if local is not None:
                 local.write(message)
-            else:
-                envelope = [
-                    _Kind.CLIENT_INVOKE,
-                    self.server_name,
-                    invocation_id,
-                    connection_id,
-                    self._payload(SerializedMessage(message)),
-                ]
-                if await self._publish(self._conn(connection_id), envelope) == 0:
-                    raise ClientResultError(f"Connection '{connection_id}' does not exist.")
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            raise ClientResultError("Invocation canceled by the server.") from None
-        finally:
-            self._results.discard(invocation_id)
+                return
+            envelope = [
+                _Kind.CLIENT_INVOKE,
+                self.server_name,
+                message.invocation_id,
+                connection_id,
+                self._payload(SerializedMessage(message)),
+            ]
+            if await self._publish(self._conn(connection_id), envelope) == 0:
+                raise ClientResultError(f"Connection '{connection_id}' does not exist.")
+
+        return await self._results.invoke(connection_id, target, arguments, timeout, send)
 
     async def set_connection_result(
         self, connection_id: str, completion: CompletionMessage
