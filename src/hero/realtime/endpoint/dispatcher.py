@@ -233,17 +233,26 @@ class ConnectionEndpoint:
         finally:
             connection.active_requests -= 1
 
-    async def _server_sent_events(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._enabled(TransportKind.SERVER_SENT_EVENTS):
-            await respond(
-                send, 404, b"ServerSentEvents transport not supported by this end point type"
-            )
-            return
+    async def _transport_request(
+        self, scope: Scope, send: Send, kind: TransportKind
+    ) -> Connection | None:
+        """The connection an SSE or long-poll GET is for, or None after an error response
+        (transport disabled 404, unknown id 404, transport changed 400)."""
+        if not self._enabled(kind):
+            text = f"{kind.value} transport not supported by this end point type"
+            await respond(send, 404, text.encode())
+            return None
         connection, _ = await self._lookup(scope, send)
         if connection is None:
-            return
-        if connection.transport not in (None, TransportKind.SERVER_SENT_EVENTS):
+            return None
+        if connection.transport not in (None, kind):
             await respond(send, 400, b"Cannot change transports mid-connection")
+            return None
+        return connection
+
+    async def _server_sent_events(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connection = await self._transport_request(scope, send, TransportKind.SERVER_SENT_EVENTS)
+        if connection is None:
             return
         if connection.active_requests or self.connections.started(connection):
             await respond(send, 409, content_type=None)
@@ -258,14 +267,8 @@ class ConnectionEndpoint:
             connection.active_requests -= 1
 
     async def _long_poll(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._enabled(TransportKind.LONG_POLLING):
-            await respond(send, 404, b"LongPolling transport not supported by this end point type")
-            return
-        connection, _ = await self._lookup(scope, send)
+        connection = await self._transport_request(scope, send, TransportKind.LONG_POLLING)
         if connection is None:
-            return
-        if connection.transport not in (None, TransportKind.LONG_POLLING):
-            await respond(send, 400, b"Cannot change transports mid-connection")
             return
         if not self.connections.started(connection) and connection.transport is None:
             # First poll: activate the connection and return at once (SIGNALR.md 3.5).

@@ -212,20 +212,31 @@ class HubDispatcher:
                 full.append(next(plain))
         return full
 
+    def _misuse(
+        self,
+        connection: HubConnection,
+        method: HubMethod,
+        message: InvocationMessage | StreamInvocationMessage,
+        kind: str,
+        used: str,
+    ) -> None:
+        """A streaming method invoked as plain, or the reverse (SIGNALR.md 9.2)."""
+        if message.invocation_id:
+            connection.write(
+                CompletionMessage.with_error(
+                    message.invocation_id,
+                    f"The client attempted to invoke the {kind} '{message.target}' method "
+                    f"with a {used} invocation.",
+                )
+            )
+        self._observe(method.name, True)
+
     async def _invocation(self, connection: HubConnection, message: InvocationMessage) -> None:
         method = self._lookup(connection, message.target, message.invocation_id)
         if method is None:
             return
         if method.is_streaming:
-            if message.invocation_id:
-                connection.write(
-                    CompletionMessage.with_error(
-                        message.invocation_id,
-                        f"The client attempted to invoke the streaming '{message.target}' method "
-                        "with a non-streaming invocation.",
-                    )
-                )
-            self._observe(method.name, True)
+            self._misuse(connection, method, message, "streaming", "non-streaming")
             return
         args = self._bind(connection, method, message)
         if args is None:
@@ -321,14 +332,7 @@ class HubDispatcher:
         if method is None:
             return
         if not method.is_streaming:
-            connection.write(
-                CompletionMessage.with_error(
-                    invocation_id,
-                    f"The client attempted to invoke the non-streaming '{message.target}' method "
-                    "with a streaming invocation.",
-                )
-            )
-            self._observe(method.name, True)
+            self._misuse(connection, method, message, "non-streaming", "streaming")
             return
         args = self._bind(connection, method, message)
         if args is None:
