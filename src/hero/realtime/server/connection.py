@@ -94,8 +94,14 @@ class HubConnection:
         self.uploads: dict[str, UploadStream] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(1)
-        self.dropped = False
+        self._dropped = False
         self.messages_sent = 0
+
+    @property
+    def dropped(self) -> bool:
+        """Disconnected as a slow consumer: its send queue filled up, or a write to it
+        blocked past the transport's send timeout."""
+        return self._dropped or self.transport.stalled_writing
 
     @property
     def connection_id(self) -> str:
@@ -126,7 +132,7 @@ class HubConnection:
         if not self.transport.outbound.write(data):
             if self.transport.outbound.closed:
                 return
-            self.dropped = True
+            self._dropped = True
             logger.warning(
                 "disconnecting slow consumer %s: send queue full (%d bytes queued)",
                 self.connection_id,

@@ -93,22 +93,34 @@ class OutboundBuffer:
         self._closed = True
         self._ready.set()
 
-    def take(self) -> bytes:
-        data = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
-        self._chunks.clear()
-        self._size = 0
-        if not self._closed:
+    def take(self, max_bytes: int | None = None) -> bytes:
+        """Queued chunks joined, up to `max_bytes` (at least one whole chunk; chunks are
+        complete messages, so a cut never splits one)."""
+        chunks = self._chunks
+        if max_bytes is None or self._size <= max_bytes:
+            count = len(chunks)
+        else:
+            count, total = 0, 0
+            while count < len(chunks) and (count == 0 or total + len(chunks[count]) <= max_bytes):
+                total += len(chunks[count])
+                count += 1
+        taken = chunks[:count]
+        del chunks[:count]
+        data = taken[0] if count == 1 else b"".join(taken)
+        self._size -= len(data)
+        if not chunks and not self._closed:
             self._ready.clear()
         return data
 
-    async def read(self) -> bytes | None:
-        """Everything queued (waiting for something), or None once closed and drained."""
+    async def read(self, max_bytes: int | None = None) -> bytes | None:
+        """What is queued (waiting for something), at most `max_bytes` of it unless one
+        message is larger; None once closed and drained."""
         while not self._chunks:
             if self._closed:
                 return None
             self._ready.clear()
             await self._ready.wait()
-        return self.take()
+        return self.take(max_bytes)
 
 
 class InboundChannel:
@@ -192,6 +204,7 @@ class Connection:
         self.disposed = False
         self.close_reason: str | None = None
         self.poll_superseded: asyncio.Event | None = None
+        self.stalled_writing = False
 
     @property
     def supported_formats(self) -> TransferFormat:
@@ -212,6 +225,13 @@ class Connection:
         if reason and self.close_reason is None:
             self.close_reason = reason
         self.outbound.close()
+
+    def stalled(self) -> None:
+        """A write to the client blocked past the transport send timeout: the client is not
+        reading. The connection ends like one whose client left (a slow consumer)."""
+        self.stalled_writing = True
+        self.close("The client did not read its data in time.")
+        self.client_gone()
 
     def client_gone(self) -> None:
         """The transport ended on the client side: the application reads end of stream."""

@@ -21,6 +21,10 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 
+MAX_EVENT_BYTES = 65_536
+"""Hub data per SSE event, at most (unless one message is larger)."""
+
+
 def format_event(data: bytes) -> bytes:
     """Encode one payload as an SSE event (CR before LF dropped)."""
     out = bytearray()
@@ -46,7 +50,7 @@ async def run_server_sent_events(
 
     async def pump_out() -> None:
         while True:
-            data = await connection.outbound.read()
+            data = await connection.outbound.read(MAX_EVENT_BYTES)
             if data is None:
                 return
             try:
@@ -59,7 +63,7 @@ async def run_server_sent_events(
                         }
                     )
             except TimeoutError:
-                connection.close("The client did not read its data in time.")
+                connection.stalled()
                 return
 
     watcher = asyncio.ensure_future(wait_disconnect())
@@ -67,8 +71,10 @@ async def run_server_sent_events(
     try:
         done, _ = await asyncio.wait({watcher, writer}, return_when=asyncio.FIRST_COMPLETED)
         if writer in done:
+            connection.client_gone()
             with contextlib.suppress(Exception):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                async with asyncio.timeout(send_timeout):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         for task in (watcher, writer):
             if not task.done():

@@ -16,6 +16,11 @@ from hero.realtime.transports.pipe import Connection
 
 NORMAL_CLOSURE = 1000
 INTERNAL_ERROR = 1011
+CLOSE_TIMEOUT = 5.0
+"""How long the close frame may take to go out (the .NET WebSockets.CloseTimeout)."""
+MAX_FRAME_BYTES = 65_536
+"""Coalescing stops here, so frames stay far below clients' message limits (pysignalr's is
+1 MiB); a single larger message still goes out whole."""
 
 
 async def run_websocket(
@@ -39,7 +44,7 @@ async def run_websocket(
 
     async def pump_out() -> int:
         while True:
-            data = await connection.outbound.read()
+            data = await connection.outbound.read(MAX_FRAME_BYTES)
             if data is None:
                 return NORMAL_CLOSURE
             if connection.transfer_format is TransferFormat.BINARY:
@@ -50,7 +55,7 @@ async def run_websocket(
                 async with asyncio.timeout(send_timeout):
                     await send(frame)
             except TimeoutError:
-                connection.close("The client did not read its data in time.")
+                connection.stalled()
                 return INTERNAL_ERROR
 
     reader = asyncio.ensure_future(pump_in())
@@ -60,8 +65,11 @@ async def run_websocket(
         if writer in done:
             code = writer.result()
             reader.cancel()
+            connection.client_gone()
+            # A peer that stopped reading may never let the close frame out: bounded.
             with contextlib.suppress(Exception):
-                await send({"type": "websocket.close", "code": code})
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await send({"type": "websocket.close", "code": code})
         else:
             writer.cancel()
             with contextlib.suppress(BaseException):
