@@ -17,6 +17,7 @@ from hero.data import DatabaseError
 from hero.platform.app import create_app
 from hero.platform.conformance import create_conformance_app
 from hero.platform.settings import Settings, SettingsError, generate_signing_key, load_settings
+from hero.realtime import HubServer
 
 logger = logging.getLogger("hero")
 
@@ -42,6 +43,21 @@ def _configure_logging() -> None:
         logging.getLogger(name).addFilter(redact)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn waits for open requests before the app's lifespan shutdown; long polls and
+    SSE streams would hold it for up to 90 s. Ending the hubs' connections first completes
+    them (poll 204, SSE end), as ASP.NET Core does when the application stops."""
+
+    def __init__(self, config: uvicorn.Config, hubs: Sequence[HubServer]) -> None:
+        super().__init__(config)
+        self._hubs = hubs
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for hub in self._hubs:
+            await hub.close_connections()
+        await super().shutdown(sockets)
+
+
 def _serve_app(app: Any, host: str, port: int, banner: str, access_log: bool = False) -> int:
     sock = _bind(host, port)
     actual = sock.getsockname()[1]
@@ -53,9 +69,10 @@ def _serve_app(app: Any, host: str, port: int, banner: str, access_log: bool = F
         access_log=access_log,
         ws_max_size=16 * 1024 * 1024,
         lifespan="on",
+        timeout_graceful_shutdown=10,
     )
     # Server.run picks the event loop from the config: uvloop when installed ("auto").
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config, getattr(app.state, "hubs", ())).run(sockets=[sock])
     return 0
 
 

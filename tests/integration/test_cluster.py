@@ -473,15 +473,6 @@ async def test_users_of_a_killed_instance_go_offline_after_the_presence_ttl(
 # ------------------------------------------------------------------ 4. stopping an instance
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: SIGTERM does not end open long-polling (or SSE) requests; uvicorn waits for "
-        "them ('Waiting for connections to close') before the app's lifespan shutdown, so "
-        "the instance keeps running until the poll times out (90 s) - ASP.NET Core completes "
-        "pending polls when the application stops"
-    ),
-)
 async def test_a_stopped_instance_ends_its_long_polling_connections_promptly(
     conformance_cluster: tuple[RunningServer, RunningServer], agent: NodeAgent
 ) -> None:

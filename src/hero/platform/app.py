@@ -238,6 +238,7 @@ def create_app(settings: Settings, modules: PlatformModules | None = None) -> St
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.platform = platform
+    app.state.hubs = (hub,) if hub is not None else ()
     return app
 
 

@@ -40,5 +40,5 @@ def create_conformance_app(settings: Settings) -> Starlette:
                 await valkey.aclose()
 
     app = Starlette(routes=[HubRoute(CONFORMANCE_PATH, hub)], lifespan=lifespan)
-    app.state.hub = hub
+    app.state.hubs = (hub,)
     return app

@@ -98,8 +98,13 @@ class HubServer:
     async def start(self) -> None:
         await self.lifetime.start()
 
-    async def aclose(self) -> None:
+    async def close_connections(self) -> None:
+        """End every connection now (pending polls answer 204, SSE streams end, sockets
+        close); the backplane stays up so their disconnects still reach other instances."""
         await self.endpoint.aclose()
+
+    async def aclose(self) -> None:
+        await self.close_connections()
         await self.lifetime.stop()
 
     @contextlib.asynccontextmanager
