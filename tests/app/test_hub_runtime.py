@@ -4,12 +4,19 @@ client-result deadlock rule, hub factories and per-connection items."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
 from hero.realtime import Hub, HubOptions, HubRoute, HubServer, HubServerOptions, hub_method
-from hero.realtime.testing import ConformanceHub, HubInvocationError, HubTestClient
+from hero.realtime.lifetime import MemoryLifetimeManager
+from hero.realtime.testing import (
+    ConformanceHub,
+    HubConnectionError,
+    HubInvocationError,
+    HubTestClient,
+)
 from tests.support.servers import UNIT
 
 TIMEOUT = 10 * UNIT
@@ -113,3 +120,27 @@ async def test_items_persist_per_connection_and_hubs_come_from_the_factory() -> 
         await first.invoke("Remember", "mine")
         assert await first.invoke("Recall") == "mine"
         assert await second.invoke("Recall") is None
+
+
+class FailingResults(MemoryLifetimeManager):
+    """A lifetime manager whose client-result relay breaks (as a backplane outage would)."""
+
+    async def set_connection_result(self, connection_id: str, completion: Any) -> bool:
+        raise RuntimeError("relay down")
+
+
+async def test_a_server_side_dispatch_failure_closes_only_that_connection() -> None:
+    server = HubServer(ConformanceHub, lifetime_manager=FailingResults())
+    app = app_for(server)
+    async with (
+        HubTestClient(app, "/hub", transport="WebSockets", timeout=TIMEOUT) as victim,
+        HubTestClient(app, "/hub", transport="WebSockets", timeout=TIMEOUT) as bystander,
+    ):
+        victim.on("answer", lambda value: value)
+        with pytest.raises(HubConnectionError):
+            await victim.invoke("AskClient", "answer", 1)
+        async with asyncio.timeout(TIMEOUT):
+            await victim.closed.wait()
+        assert victim.close_error == "Connection closed with an error."
+        assert victim.close_allow_reconnect
+        assert await bystander.invoke("Echo", "still here") == "still here"

@@ -224,6 +224,20 @@ class HubConnectionHandler:
                     connection.dispatching += 1
                     try:
                         await self._dispatcher.dispatch(connection, message)
+                    except Exception as exc:
+                        # Not the client's fault (e.g. the backplane failed relaying a
+                        # client result): end this connection with an error, others go on.
+                        logger.exception("dispatch failed for %s", connection.connection_id)
+                        connection.abort(
+                            CloseReason(
+                                CloseMessage(
+                                    error=error_text(CLOSED_WITH_ERROR, exc, detailed),
+                                    allow_reconnect=True,
+                                ),
+                                exc,
+                            )
+                        )
+                        return
                     finally:
                         connection.dispatching -= 1
                         connection.last_received = time.monotonic()
