@@ -193,6 +193,16 @@ def run_clients(
     return result
 
 
+def event_loop(pid: int) -> str:
+    """Which event loop a running server uses: "uvloop" when uvloop's extension module is
+    mapped into the process (the servers import it only to run on it), else "asyncio"."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return "unknown"
+    return "uvloop" if re.search(r"/uvloop/loop\.cpython[^/]*\.so", maps) else "asyncio"
+
+
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
     runs = result["runs"]
     summary: dict[str, Any] = {m: statistics.median(r[m] for r in runs) for m in METRICS}
@@ -201,6 +211,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     summary["frames_per_msg"] = frames / delivered if delivered else 0.0
     summary["complete"] = all(r["complete"] for r in runs)
     summary["cpu_source"] = runs[0]["server_cpu_source"] if runs else "none"
+    summary["event_loop"] = result.get("server_event_loop", "unknown")
     return summary
 
 
@@ -230,6 +241,22 @@ def versions() -> dict[str, str]:
     return found
 
 
+def git_state() -> dict[str, Any]:
+    """The commit under test and any uncommitted paths (the run measures the working tree)."""
+
+    def git(*argv: str) -> str:
+        try:
+            completed = subprocess.run(
+                ("git", *argv), cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return completed.stdout if completed.returncode == 0 else ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:]]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip() or "unknown", "dirty": dirty}
+
+
 def ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
@@ -246,8 +273,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"load before/after={report['load']['before'][0]:.2f}/{report['load']['after'][0]:.2f}",
     ]
     for scenario in report["summary"]:
-        lines += ["", f"### scenario: {scenario}", ""]
-        lines += scenario_table(report["summary"][scenario], report["ratios"][scenario])
+        rows = report["summary"][scenario]
+        loops = ", ".join(f"{kind}={row['event_loop']}" for kind, row in rows.items())
+        lines += ["", f"### scenario: {scenario}", "", f"server event loops: {loops}", ""]
+        lines += scenario_table(rows, report["ratios"][scenario])
     return "\n".join(lines)
 
 
@@ -320,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_fd_limit(args.clients + 1024)  # inherited by the server and client processes
     now = dt.datetime.now(dt.UTC)
     load_before = loadavg()
+    code = git_state()
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     for scenario in args.scenarios:
@@ -330,7 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             print(f"== {scenario}: {spec.label}", file=sys.stderr, flush=True)
             with run_server(spec) as server:
-                results[scenario][spec.kind] = run_clients(spec, server, scenario, args)
+                result = run_clients(spec, server, scenario, args)
+                result["server_event_loop"] = event_loop(server.process.pid)
+                results[scenario][spec.kind] = result
     load_after = loadavg()
     summary = {
         scenario: {kind: summarize(result) for kind, result in by_kind.items()}
@@ -358,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "platform": platform.platform(),
         },
         "versions": versions(),
+        "code": code,
         "load": {"before": load_before, "after": load_after},
         "elapsed_s": time.perf_counter() - started,
         "summary": summary,

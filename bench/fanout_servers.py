@@ -5,9 +5,11 @@
     python bench/fanout_servers.py ceiling     # bare `websockets` broadcast, no framework
 
 Each binds 127.0.0.1 on a free port and prints `... listening on http://127.0.0.1:<port>`
-(the same banner as `hero conformance-server`). Like `hero conformance-server`, which calls
-`asyncio.run(uvicorn.Server.serve(...))`, both run on the standard asyncio event loop (not
-uvloop), so the comparison differs only in the framework.
+(the same banner as `hero conformance-server`). All of them use the event loop that
+`hero conformance-server` uses: the CLI starts uvicorn with `Server.run`, whose default
+`loop="auto"` picks uvloop when it is installed and the standard asyncio loop otherwise. The
+uvicorn servers here start the same way; the ceiling applies the same rule itself
+(`loop_factory`). So the comparison differs only in the framework.
 
 Wire contract used by bench/fanout_client.py (a "burst" is one request from the publisher
 that makes the server send `count` messages to the group in one go, without yielding):
@@ -25,6 +27,7 @@ import argparse
 import asyncio
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from benchlib import raise_fd_limit
@@ -47,15 +50,25 @@ def _banner(name: str, sock: socket.socket) -> None:
     print(f"{name} listening on http://{HOST}:{sock.getsockname()[1]}", flush=True)
 
 
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvicorn's `loop="auto"` rule: uvloop when installed, else the standard asyncio loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def _uvicorn(app: Any, name: str) -> None:
     import uvicorn
 
     sock = _bind()
     _banner(name, sock)
-    # The same uvicorn settings and start-up as `hero conformance-server` (src/hero/cli.py).
+    # The same uvicorn settings and start-up as `hero conformance-server` (src/hero/cli.py):
+    # `Server.run` with the default loop="auto", i.e. uvloop when installed.
     config = uvicorn.Config(app, log_level="warning", ws_max_size=16 * 1024 * 1024, lifespan="on")
     server = uvicorn.Server(config)
-    asyncio.run(server.serve(sockets=[sock]))
+    server.run(sockets=[sock])
 
 
 def serve_hero_bench() -> None:
@@ -134,7 +147,8 @@ def serve_ceiling() -> None:
         async with serve(handler, sock=sock, compression=None, max_size=16 * 1024 * 1024) as srv:
             await srv.serve_forever()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main())
 
 
 def main() -> int:
