@@ -95,7 +95,9 @@ def hub_options(settings: Settings, *, require_authentication: bool = True) -> H
             maximum_receive_message_size=realtime.maximum_receive_message_size,
             enable_detailed_errors=realtime.enable_detailed_errors,
         ),
-        endpoint=EndpointOptions(require_authentication=require_authentication),
+        endpoint=EndpointOptions(
+            require_authentication=require_authentication, allow_stateful_reconnects=True
+        ),
     )
 
 

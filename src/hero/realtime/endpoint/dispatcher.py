@@ -8,6 +8,7 @@ the status codes of SIGNALR.md 3.1, and hands each logical connection to the app
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ class EndpointOptions:
     outbound_buffer_size: int = 1_048_576
     minimum_negotiate_version: int = 0
     require_authentication: bool = False
+    allow_stateful_reconnects: bool = False
+    """Offer stateful reconnect (SIGNALR.md 8) to clients that ask for it at negotiate."""
 
 
 def _unauthorized_body() -> bytes:
@@ -159,11 +162,18 @@ class ConnectionEndpoint:
             await respond(send, 200, encode_negotiate_error(str(exc)), content_type=_JSON)
             return
         connection = self.connections.create(identity, version=version)
+        stateful = (
+            self.options.allow_stateful_reconnects
+            and version > 0
+            and _flag(query, "usestatefulreconnect")
+        )
+        connection.stateful_negotiated = stateful
         body = NegotiateResponse(
             version=version,
             connection_id=connection.connection_id,
             connection_token=connection.connection_token,
             transports=tuple(t.value for t in self.options.transports),
+            use_stateful_reconnect=stateful,
         ).encode()
         await respond(send, 200, body, content_type=_JSON)
 
@@ -211,6 +221,9 @@ class ConnectionEndpoint:
             if connection.transport not in (None, TransportKind.WEBSOCKETS):
                 await reject_websocket(scope, send, 400, b"Cannot change transports mid-connection")
                 return
+            if connection.stateful and connection.transport is TransportKind.WEBSOCKETS:
+                await self._resume_websocket(connection, receive, send)
+                return
             if connection.active_requests or self.connections.started(connection):
                 await reject_websocket(scope, send, 409)
                 return
@@ -226,6 +239,30 @@ class ConnectionEndpoint:
         await send({"type": "websocket.accept"})
         connection.active_requests += 1
         self.connections.start(connection, TransportKind.WEBSOCKETS)
+        try:
+            await run_websocket(
+                connection, receive, send, send_timeout=self.options.transport_send_timeout
+            )
+        finally:
+            connection.active_requests -= 1
+
+    async def _resume_websocket(self, connection: Connection, receive: Receive, send: Send) -> None:
+        """A stateful client reconnects with the same id (SIGNALR.md 8.3): the old socket, if
+        still open, is retired; the hub replays what the client has not acknowledged."""
+        old = connection.socket_superseded
+        if old is not None:
+            old.set()
+            async with asyncio.timeout(self.options.disconnect_timeout):
+                while connection.active_requests:  # noqa: ASYNC110 - the old pump unwinding
+                    await asyncio.sleep(0.005)
+        message = await receive()
+        if message["type"] != "websocket.connect":  # pragma: no cover - ASGI guarantees it
+            return
+        await send({"type": "websocket.accept"})
+        connection.active_requests += 1
+        connection.suspended = False
+        if connection.on_resume is not None:
+            connection.on_resume()
         try:
             await run_websocket(
                 connection, receive, send, send_timeout=self.options.transport_send_timeout
@@ -324,6 +361,11 @@ def _route_path(scope: Scope) -> str:
     if root and path.startswith(root):
         path = path[len(root) :]
     return path
+
+
+def _flag(query: dict[str, str], name: str) -> bool:
+    """A boolean query parameter, name matched case-insensitively."""
+    return any(k.lower() == name and v.lower() == "true" for k, v in query.items())
 
 
 def _query(scope: Scope) -> dict[str, str]:

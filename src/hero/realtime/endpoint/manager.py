@@ -118,15 +118,20 @@ class ConnectionManager:
             self.reap(time.monotonic())
 
     def reap(self, now: float) -> None:
-        """Dispose connections inactive for longer than the disconnect timeout:
-        negotiated but never used, or long polling with no poll in progress."""
+        """Dispose connections inactive for longer than the disconnect timeout: negotiated
+        but never used, long polling with no poll in progress, or a stateful WebSocket
+        connection whose socket dropped and was not resumed."""
         for connection in list(self._by_token.values()):
             if connection.active_requests:
                 continue
             idle = now - connection.last_seen
             if idle < self._disconnect_timeout:
                 continue
-            if connection.transport is None or connection.transport is TransportKind.LONG_POLLING:
+            if (
+                connection.transport is None
+                or connection.transport is TransportKind.LONG_POLLING
+                or connection.suspended
+            ):
                 logger.debug("reaping inactive connection %s", connection.connection_id)
                 self.dispose(connection)
 

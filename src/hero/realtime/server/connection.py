@@ -9,7 +9,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hero.realtime.protocol import CloseMessage, HubMessage, HubProtocol, SerializedMessage
+from hero.realtime.protocol import (
+    CloseMessage,
+    HubMessage,
+    HubProtocol,
+    SequenceMessage,
+    SerializedMessage,
+)
+from hero.realtime.protocol.messages import TRACKABLE_TYPES
+from hero.realtime.server.reconnect import ReplayBuffer
 from hero.realtime.transports import Connection, Identity
 
 logger = logging.getLogger("hero.realtime.hub")
@@ -96,6 +104,7 @@ class HubConnection:
         self.slots = asyncio.Semaphore(1)
         self._dropped = False
         self.messages_sent = 0
+        self.replay: ReplayBuffer | None = None
 
     @property
     def dropped(self) -> bool:
@@ -120,30 +129,57 @@ class HubConnection:
         return self._protocol
 
     def write(self, message: HubMessage) -> None:
-        self._enqueue(self._protocol.write(message))
+        self._enqueue(self._protocol.write(message), isinstance(message, TRACKABLE_TYPES))
 
     def write_serialized(self, message: SerializedMessage) -> None:
         self._enqueue(message.get(self._protocol))
 
-    def _enqueue(self, data: bytes) -> None:
+    def enable_stateful_reconnect(self, buffer_limit: int) -> None:
+        """Keep sent messages for replay; the transport keeps the connection across a
+        dropped socket and calls `resume` when the client comes back."""
+        self.replay = ReplayBuffer(buffer_limit)
+        self.transport.stateful = True
+        self.transport.on_resume = self.resume
+
+    def resume(self) -> None:
+        """A new socket for this connection: Sequence, then every unacknowledged message
+        (SIGNALR.md 8.3), replacing whatever was queued for the lost socket."""
+        replay = self.replay
+        if replay is None:
+            return
+        outbound = self.transport.outbound
+        outbound.take()
+        outbound.write(
+            self._protocol.write(SequenceMessage(replay.first_unacknowledged())), force=True
+        )
+        for data in replay.unacknowledged():
+            outbound.write(data, force=True)
+
+    def _enqueue(self, data: bytes, trackable: bool = True) -> None:
         if self.closing.is_set():
             return
         self.messages_sent += 1
+        replay = self.replay
+        if replay is not None:
+            if trackable and not replay.record(data):
+                self._drop("replay buffer full: the client is not acknowledging")
+                return
+            if self.transport.suspended:
+                return  # kept for replay; nothing can be sent until the client resumes
         if not self.transport.outbound.write(data):
             if self.transport.outbound.closed:
                 return
-            self._dropped = True
-            logger.warning(
-                "disconnecting slow consumer %s: send queue full (%d bytes queued)",
-                self.connection_id,
-                self.transport.outbound.size,
+            self._drop(f"send queue full ({self.transport.outbound.size} bytes queued)")
+
+    def _drop(self, why: str) -> None:
+        self._dropped = True
+        logger.warning("disconnecting slow consumer %s: %s", self.connection_id, why)
+        self.abort(
+            CloseReason(
+                CloseMessage(error=CLOSED_WITH_ERROR, allow_reconnect=True),
+                ConnectionError(f"The client is not reading its messages ({why})."),
             )
-            self.abort(
-                CloseReason(
-                    CloseMessage(error=CLOSED_WITH_ERROR, allow_reconnect=True),
-                    ConnectionError("The client is not reading its messages (send queue full)."),
-                )
-            )
+        )
 
     def abort(self, reason: CloseReason | None = None) -> None:
         """End the connection: the handler sends `reason.message` (if any) and cleans up."""

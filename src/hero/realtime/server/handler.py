@@ -15,12 +15,14 @@ from collections.abc import Iterable
 from hero.realtime.lifetime import HubLifetimeManager
 from hero.realtime.protocol import (
     PING,
+    AckMessage,
     CloseMessage,
     HubProtocol,
     JsonHubProtocol,
     MessagePackHubProtocol,
     MessageTooLargeError,
     ProtocolError,
+    SequenceMessage,
     TransferFormat,
 )
 from hero.realtime.protocol.handshake import (
@@ -30,13 +32,17 @@ from hero.realtime.protocol.handshake import (
     encode_handshake_error,
     parse_handshake,
 )
+from hero.realtime.protocol.messages import TRACKABLE_TYPES
 from hero.realtime.server.connection import CLOSED_WITH_ERROR, CloseReason, HubConnection
 from hero.realtime.server.dispatcher import HubDispatcher, error_text
 from hero.realtime.server.errors import HubException
 from hero.realtime.server.options import HubOptions
-from hero.realtime.transports import Connection
+from hero.realtime.transports import Connection, TransportKind
 
 logger = logging.getLogger("hero.realtime.hub")
+
+STATEFUL_RECONNECT_VERSION = 2
+"""The handshake version a client sends when it negotiated stateful reconnect."""
 
 _BUILTIN_PROTOCOLS: dict[str, type[HubProtocol]] = {
     "json": JsonHubProtocol,
@@ -94,8 +100,14 @@ class HubConnectionHandler:
         if handshake is None:
             transport.close()
             return
-        protocol, rest = handshake
+        protocol, rest, version = handshake
         connection = HubConnection(transport, protocol)
+        if (
+            version >= STATEFUL_RECONNECT_VERSION
+            and transport.stateful_negotiated
+            and transport.transport is TransportKind.WEBSOCKETS
+        ):
+            connection.enable_stateful_reconnect(self._options.stateful_reconnect_buffer_size)
         connection.slots = asyncio.Semaphore(self._options.maximum_parallel_invocations_per_client)
         await self._lifetime.on_connected(connection)
         self._observer.connected(connection)
@@ -126,7 +138,7 @@ class HubConnectionHandler:
                     self._observer.slow_consumer(connection)
                 self._observer.disconnected(connection)
 
-    async def _handshake(self, transport: Connection) -> tuple[HubProtocol, bytes] | None:
+    async def _handshake(self, transport: Connection) -> tuple[HubProtocol, bytes, int] | None:
         buffer = b""
         limit = self._options.maximum_receive_message_size
         try:
@@ -171,7 +183,7 @@ class HubConnectionHandler:
             else TransferFormat.TEXT
         )
         transport.outbound.write(HANDSHAKE_OK)
-        return protocol, rest
+        return protocol, rest, request.version
 
     @staticmethod
     def _fail_handshake(transport: Connection, text: str) -> None:
@@ -220,7 +232,30 @@ class HubConnectionHandler:
                     return
                 if messages:
                     self._observer.message_received(connection, len(messages))
+                replay = connection.replay
                 for message in messages:
+                    if replay is not None:
+                        if isinstance(message, AckMessage):
+                            replay.acknowledge(message.sequence_id)
+                            continue
+                        if isinstance(message, SequenceMessage):
+                            if not replay.client_sequence(message.sequence_id):
+                                bad = ProtocolError(
+                                    "Sequence ID greater than amount of messages we've received."
+                                )
+                                connection.abort(
+                                    CloseReason(
+                                        CloseMessage(
+                                            error=error_text(CLOSED_WITH_ERROR, bad, detailed),
+                                            allow_reconnect=True,
+                                        ),
+                                        bad,
+                                    )
+                                )
+                                return
+                            continue
+                        if isinstance(message, TRACKABLE_TYPES) and not replay.accept_incoming():
+                            continue  # replayed by the client after a resume: seen already
                     connection.dispatching += 1
                     try:
                         await self._dispatcher.dispatch(connection, message)
@@ -292,6 +327,10 @@ class HubConnectionHandler:
                     )
                 )
                 return
+            if connection.replay is not None:
+                acknowledged = connection.replay.ack_due()
+                if acknowledged is not None:
+                    connection.write(AckMessage(acknowledged))
             if (
                 not transport.has_inherent_keep_alive
                 and now - transport.outbound.last_write >= options.keep_alive_interval

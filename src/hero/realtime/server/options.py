@@ -23,6 +23,10 @@ class HubOptions:
     client_result_timeout: float | None = None
     close_on_authentication_expiration: bool = True
     invocation_drain_timeout: float = 5.0
+    stateful_reconnect_buffer_size: int = 1_048_576
+    """Bytes of unacknowledged messages kept per stateful connection. .NET's default is
+    100 000 and its sends wait when it is full; hero's writes never wait, so a client that
+    lets this fill up is disconnected (with allowReconnect) like any slow consumer."""
     supported_protocols: tuple[str, ...] = ("json", "messagepack")
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -76,11 +77,12 @@ class OutboundBuffer:
     def closed(self) -> bool:
         return self._closed
 
-    def write(self, data: bytes) -> bool:
-        """Queue `data`. False when closed or when it would pass the limit (nothing queued)."""
+    def write(self, data: bytes, *, force: bool = False) -> bool:
+        """Queue `data`. False when closed or when it would pass the limit (nothing queued);
+        `force` skips the limit (a replay the hub already bounded elsewhere)."""
         if self._closed:
             return False
-        if self._size and self._size + len(data) > self._limit:
+        if not force and self._size and self._size + len(data) > self._limit:
             return False
         self._chunks.append(data)
         self._size += len(data)
@@ -205,6 +207,14 @@ class Connection:
         self.close_reason: str | None = None
         self.poll_superseded: asyncio.Event | None = None
         self.stalled_writing = False
+        # Stateful reconnect (SIGNALR.md 8): agreed at negotiate, switched on by the hub
+        # after a version-2 handshake on WebSockets. A dropped socket then only suspends the
+        # connection until the client resumes it with a new socket (or it is reaped).
+        self.stateful_negotiated = False
+        self.stateful = False
+        self.suspended = False
+        self.on_resume: Callable[[], None] | None = None
+        self.socket_superseded: asyncio.Event | None = None
 
     @property
     def supported_formats(self) -> TransferFormat:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from hero.realtime.protocol import TransferFormat
 from hero.realtime.transports.asgi import Receive, Send
@@ -18,6 +19,8 @@ NORMAL_CLOSURE = 1000
 INTERNAL_ERROR = 1011
 CLOSE_TIMEOUT = 5.0
 """How long the close frame may take to go out (the .NET WebSockets.CloseTimeout)."""
+LOST_WITHOUT_CLOSE = (1005, 1006)
+"""Disconnect codes ASGI servers report when no close frame arrived (a network drop)."""
 MAX_FRAME_BYTES = 65_536
 """Coalescing stops here, so frames stay far below clients' message limits (pysignalr's is
 1 MiB); a single larger message still goes out whole."""
@@ -28,7 +31,8 @@ async def run_websocket(
 ) -> None:
     """Pump bytes both ways until either side ends. Called after `websocket.accept`."""
 
-    async def pump_in() -> None:
+    async def pump_in() -> bool:
+        """Returns True when the socket was lost without a close frame."""
         while True:
             message = await receive()
             kind = message["type"]
@@ -38,9 +42,9 @@ async def run_websocket(
                     text = message.get("text")
                     data = text.encode("utf-8") if text is not None else b""
                 if not await connection.inbound.feed(data):
-                    return
+                    return False
             elif kind == "websocket.disconnect":
-                return
+                return message.get("code") in LOST_WITHOUT_CLOSE
 
     async def pump_out() -> int:
         while True:
@@ -58,11 +62,20 @@ async def run_websocket(
                 connection.stalled()
                 return INTERNAL_ERROR
 
+    superseded = asyncio.Event()
+    connection.socket_superseded = superseded
     reader = asyncio.ensure_future(pump_in())
     writer = asyncio.ensure_future(pump_out())
+    replaced = asyncio.ensure_future(superseded.wait())
+    suspend = False
     try:
-        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        if writer in done:
+        done, _ = await asyncio.wait(
+            {reader, writer, replaced}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if replaced in done:
+            # A stateful client resumed on a new socket: this one just stops.
+            suspend = True
+        elif writer in done:
             code = writer.result()
             reader.cancel()
             connection.client_gone()
@@ -75,10 +88,18 @@ async def run_websocket(
             with contextlib.suppress(BaseException):
                 await writer
             with contextlib.suppress(BaseException):
-                reader.result()
+                suspend = reader.result() and connection.stateful
     finally:
-        for task in (reader, writer):
+        for task in (reader, writer, replaced):
             if not task.done():
                 task.cancel()
-        await asyncio.gather(reader, writer, return_exceptions=True)
-        connection.client_gone()
+        await asyncio.gather(reader, writer, replaced, return_exceptions=True)
+        if connection.socket_superseded is superseded:
+            connection.socket_superseded = None
+        if suspend:
+            # Stateful reconnect: keep the hub connection; the client comes back with the
+            # same id (or the reaper ends it after the disconnect timeout).
+            connection.suspended = True
+            connection.last_seen = time.monotonic()
+        else:
+            connection.client_gone()
