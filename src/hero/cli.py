@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import socket
@@ -14,7 +15,7 @@ import uvicorn
 
 from hero.auth import RedactTokensFilter, mint_token
 from hero.data import DatabaseError
-from hero.platform.app import create_app
+from hero.platform.app import StartupError, create_app, preflight, preflight_valkey
 from hero.platform.conformance import create_conformance_app
 from hero.platform.settings import Settings, SettingsError, generate_signing_key, load_settings
 from hero.realtime import HubServer
@@ -22,6 +23,7 @@ from hero.realtime import HubServer
 logger = logging.getLogger("hero")
 
 EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 1
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -113,6 +115,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     keyed, generated = _with_dev_key(settings)
     app = create_app(keyed)
+    _preflight(keyed)
     if generated:
         _warn_dev_key()
     return _serve_app(
@@ -122,6 +125,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "hero serving on {url} (hub at /realtime/hub)",
         access_log=True,
     )
+
+
+def _preflight(settings: Settings) -> None:
+    """Fail fast, in one line, when the database or Valkey cannot be used."""
+    asyncio.run(preflight(settings))
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
@@ -150,6 +158,8 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 def _cmd_conformance(args: argparse.Namespace) -> int:
     settings = _load(args.config)
+    if settings.caching.redis is not None:
+        asyncio.run(preflight_valkey(settings))
     return _serve_app(
         create_conformance_app(settings),
         args.host,
@@ -194,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"hero: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StartupError as exc:
+        print(f"hero: cannot start: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except DatabaseError as exc:
         print(
             f"hero: configuration error: DatabaseOptions:ConnectionString: {exc}", file=sys.stderr

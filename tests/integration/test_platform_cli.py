@@ -7,6 +7,7 @@ removed from the environment.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -163,3 +164,27 @@ def test_workers_without_valkey_is_one_line_even_without_configuration(
     lines = stderr_lines(result)
     assert len(lines) == 1, result.stderr
     assert "CachingOptions:Redis" in lines[0]
+
+
+@pytest.mark.parametrize("command", ["serve", "conformance-server"])
+def test_unreachable_valkey_is_one_line_and_exit_1(
+    tmp_path: Path, unit: float, command: str
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = run_hero_cli(
+        [command, "--port", "0"],
+        tmp_path,
+        unit,
+        {
+            "CachingOptions__Redis": f"127.0.0.1:{port}",
+            "JwtOptions__SigningKey": "x" * 40,
+        },
+    )
+    assert result.returncode == 1
+    lines = stderr_lines(result)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        f"hero: cannot start: CachingOptions:Redis: cannot reach 127.0.0.1:{port}"
+    )

@@ -108,6 +108,44 @@ def lifetime_manager(valkey: Any | None, hub_name: str) -> HubLifetimeManager | 
     return ValkeyLifetimeManager(valkey, hub_name=hub_name, key_prefix=KEY_PREFIX)
 
 
+class StartupError(Exception):
+    """A dependency named by a setting is unusable; `str()` is one line naming the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+
+
+async def preflight(settings: Settings) -> None:
+    """Check what start-up needs before serving: the database can be migrated and, when
+    configured, Valkey answers. Raises StartupError with one clear line."""
+    database = Database(settings.database.connection_string)
+    try:
+        await database.migrate()
+    except DatabaseError as exc:
+        raise StartupError("DatabaseOptions:ConnectionString", str(exc)) from None
+    finally:
+        await database.aclose()
+    await preflight_valkey(settings)
+
+
+async def preflight_valkey(settings: Settings) -> None:
+    """Raise StartupError unless the configured Valkey (if any) answers a PING."""
+    url = settings.caching.redis_url()
+    if url is None:
+        return
+    client = create_valkey_client(url, socket_timeout=5.0, connect_timeout=5.0)
+    try:
+        async with asyncio.timeout(10):
+            await client.ping()
+    except Exception as exc:
+        endpoint = settings.caching.redis
+        where = f"{endpoint.host}:{endpoint.port}" if endpoint is not None else "Valkey"
+        raise StartupError("CachingOptions:Redis", f"cannot reach {where}: {exc}") from None
+    finally:
+        await client.aclose()
+
+
 def create_app(settings: Settings, modules: PlatformModules | None = None) -> Starlette:
     """Build the platform. The settings must carry a signing key (the CLI generates a
     development key when none is configured). Constructors do no I/O; connections to
