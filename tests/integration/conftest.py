@@ -108,3 +108,53 @@ async def short_timeout_server() -> AsyncIterator[InProcessServer]:
     )
     async with serve_in_process(hub) as base_url:
         yield InProcessServer(base_url, hub)
+
+
+# --------------------------------------------------------------------------------------
+# Raw-client fixtures of the test_bad_input_* modules (helpers in raw_peer.py)
+# --------------------------------------------------------------------------------------
+
+import httpx  # noqa: E402
+
+from tests.integration.raw_peer import RawPeer, assert_healthy  # noqa: E402
+from tests.support.servers import RunningServer  # noqa: E402
+
+
+@pytest.fixture
+async def healthy(conformance_server: RunningServer, unit: float) -> AsyncIterator[RawPeer]:
+    """A JSON WebSocket connection opened (and proven working) before the bad input."""
+    peer = await RawPeer.connect(conformance_server.base_url, unit)
+    await peer.handshake()
+    await assert_healthy(peer)
+    yield peer
+    await peer.close()
+
+
+@pytest.fixture
+async def short_healthy(
+    short_timeout_server: InProcessServer, unit: float
+) -> AsyncIterator[RawPeer]:
+    """Like `healthy`, on the short-timeout server (it never pings, so never times out)."""
+    peer = await RawPeer.connect(short_timeout_server.base_url, unit)
+    await peer.handshake()
+    await assert_healthy(peer)
+    yield peer
+    await peer.close()
+
+
+@pytest.fixture
+async def http(conformance_server: RunningServer, unit: float) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=conformance_server.base_url, timeout=10 * unit, trust_env=False
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def short_http(
+    short_timeout_server: InProcessServer, unit: float
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=short_timeout_server.base_url, timeout=10 * unit, trust_env=False
+    ) as client:
+        yield client
