@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
 
 from hero.realtime import EndpointOptions, HubOptions, HubRoute, HubServer, HubServerOptions
 from hero.realtime.testing import ConformanceHub
-from tests.support.servers import UNIT
+from tests.integration.raw_peer import RawPeer, assert_healthy
+from tests.support.servers import UNIT, RunningServer
 
 # The short intervals of `short_timeout_server`, in seconds (multiples of UNIT so a slow
 # machine that raises HERO_TEST_TIMEOUT_UNIT stretches them along with every wait).
@@ -113,11 +115,6 @@ async def short_timeout_server() -> AsyncIterator[InProcessServer]:
 # --------------------------------------------------------------------------------------
 # Raw-client fixtures of the test_bad_input_* modules (helpers in raw_peer.py)
 # --------------------------------------------------------------------------------------
-
-import httpx  # noqa: E402
-
-from tests.integration.raw_peer import RawPeer, assert_healthy  # noqa: E402
-from tests.support.servers import RunningServer  # noqa: E402
 
 
 @pytest.fixture
