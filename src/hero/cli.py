@@ -13,11 +13,13 @@ from typing import Any
 
 import uvicorn
 
-from hero.auth import RedactTokensFilter, mint_token
+from hero.auth import mint_token
 from hero.data import DatabaseError
 from hero.platform.app import StartupError, create_app, preflight, preflight_valkey
 from hero.platform.conformance import create_conformance_app
+from hero.platform.logs import configure_logging
 from hero.platform.settings import Settings, SettingsError, generate_signing_key, load_settings
+from hero.platform.workers import CONFIG_FILE_VARIABLE
 from hero.realtime import HubServer
 
 logger = logging.getLogger("hero")
@@ -36,13 +38,6 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    redact = RedactTokensFilter()
-    for name in ("uvicorn.access", "uvicorn.error", "uvicorn"):
-        logging.getLogger(name).addFilter(redact)
 
 
 class _Server(uvicorn.Server):
@@ -98,22 +93,19 @@ def _warn_dev_key() -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args.config)
-    if args.workers > 1:
-        if settings.caching.redis is None:
-            print(
-                f"hero: --workers {args.workers} needs CachingOptions:Redis (a Valkey "
-                "backplane); without it each worker would reach only its own clients.",
-                file=sys.stderr,
-            )
-            return EXIT_CONFIG
+    if args.workers > 1 and settings.caching.redis is None:
         print(
-            "hero: --workers > 1 is not supported yet: long polling and Server-Sent Events "
-            "need every request of a connection on the same process. Run several `hero "
-            "serve` processes on one Valkey behind a load balancer with sticky sessions.",
+            f"hero: --workers {args.workers} needs CachingOptions:Redis (a Valkey "
+            "backplane); without it each worker would reach only its own clients.",
             file=sys.stderr,
         )
         return EXIT_CONFIG
     keyed, generated = _with_dev_key(settings)
+    if args.workers > 1:
+        _preflight(keyed)
+        if generated:
+            _warn_dev_key()
+        return _serve_workers(keyed, args)
     app = create_app(keyed)
     _preflight(keyed)
     if generated:
@@ -125,6 +117,35 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "hero serving on {url} (hub at /realtime/hub)",
         access_log=True,
     )
+
+
+def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """N processes on one socket; each builds the app from the same settings."""
+    from uvicorn.supervisors import Multiprocess
+
+    # Workers read the settings again: hand them the config file and the (maybe generated)
+    # signing key through their environment.
+    if args.config:
+        os.environ[CONFIG_FILE_VARIABLE] = os.path.abspath(args.config)
+    os.environ["JwtOptions__SigningKey"] = settings.jwt.signing_key  # noqa: SIM112
+    sock = _bind(args.host, args.port)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"hero serving on http://{shown}:{sock.getsockname()[1]} (hub at /realtime/hub, "
+        f"{args.workers} workers, WebSockets only)",
+        flush=True,
+    )
+    config = uvicorn.Config(
+        "hero.platform.workers:create_worker_app",
+        factory=True,
+        workers=args.workers,
+        log_config=None,
+        ws_max_size=16 * 1024 * 1024,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    Multiprocess(config, sockets=[sock]).run()
+    return 0
 
 
 def _preflight(settings: Settings) -> None:
@@ -198,7 +219,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging()
+    configure_logging()
     try:
         code: int = args.run(args)
     except SettingsError as exc:

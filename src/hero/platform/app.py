@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from hero.realtime import (
     HubServerOptions,
 )
 from hero.realtime.lifetime import HubLifetimeManager, ValkeyLifetimeManager
+from hero.realtime.transports import TransportKind
 
 logger = logging.getLogger("hero.platform")
 
@@ -84,9 +86,29 @@ class Platform:
     valkey: Any | None
 
 
-def hub_options(settings: Settings, *, require_authentication: bool = True) -> HubServerOptions:
-    """Hub and endpoint options from the `Realtime` settings."""
+def hub_options(
+    settings: Settings, *, require_authentication: bool = True, worker_processes: bool = False
+) -> HubServerOptions:
+    """Hub and endpoint options from the `Realtime` settings.
+
+    `worker_processes`: several processes share one listening socket (`hero serve
+    --workers N`), so consecutive requests of a connection may reach different processes.
+    Only WebSockets is offered (one request carries the whole connection), connection
+    tokens are signed with a key derived from the JWT signing key so whichever process gets
+    the WebSocket can adopt the connection, and stateful reconnect is not offered (a resume
+    could land on a process that never saw the connection).
+    """
     realtime = settings.realtime
+    endpoint = EndpointOptions(
+        require_authentication=require_authentication, allow_stateful_reconnects=True
+    )
+    if worker_processes:
+        key = hashlib.sha256(b"hero connection tokens\0" + settings.jwt.signing_key.encode())
+        endpoint = EndpointOptions(
+            require_authentication=require_authentication,
+            transports=(TransportKind.WEBSOCKETS,),
+            connection_token_key=key.digest(),
+        )
     return HubServerOptions(
         hub=HubOptions(
             keep_alive_interval=realtime.keep_alive_interval_seconds,
@@ -95,9 +117,7 @@ def hub_options(settings: Settings, *, require_authentication: bool = True) -> H
             maximum_receive_message_size=realtime.maximum_receive_message_size,
             enable_detailed_errors=realtime.enable_detailed_errors,
         ),
-        endpoint=EndpointOptions(
-            require_authentication=require_authentication, allow_stateful_reconnects=True
-        ),
+        endpoint=endpoint,
     )
 
 
@@ -146,10 +166,15 @@ async def preflight_valkey(settings: Settings) -> None:
         await client.aclose()
 
 
-def create_app(settings: Settings, modules: PlatformModules | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    modules: PlatformModules | None = None,
+    *,
+    worker_processes: bool = False,
+) -> Starlette:
     """Build the platform. The settings must carry a signing key (the CLI generates a
     development key when none is configured). Constructors do no I/O; connections to
-    Valkey open lazily and close in the lifespan."""
+    Valkey open lazily and close in the lifespan. `worker_processes`: see `hub_options`."""
     if not settings.jwt.has_signing_key:
         raise ValueError("JwtOptions:SigningKey must be set before create_app")
     modules = modules or PlatformModules()
@@ -174,7 +199,7 @@ def create_app(settings: Settings, modules: PlatformModules | None = None) -> St
         services_box: list[RealtimeServices] = []
         hub = HubServer(
             hub_type,
-            options=hub_options(settings),
+            options=hub_options(settings, worker_processes=worker_processes),
             lifetime_manager=lifetime_manager(valkey, "AppHub"),
             authenticate=authenticator.identity,
             origin_allowed=origin_allowed,

@@ -64,6 +64,9 @@ class EndpointOptions:
     require_authentication: bool = False
     allow_stateful_reconnects: bool = False
     """Offer stateful reconnect (SIGNALR.md 8) to clients that ask for it at negotiate."""
+    connection_token_key: bytes | None = None
+    """Processes sharing this key sign connection tokens alike, so a WebSocket may arrive at
+    any of them after negotiate (several workers on one socket, no sticky sessions)."""
 
 
 def _unauthorized_body() -> bytes:
@@ -96,6 +99,7 @@ class ConnectionEndpoint:
             disconnect_timeout=self.options.disconnect_timeout,
             inbound_limit=self.options.inbound_buffer_size,
             outbound_limit=self.options.outbound_buffer_size,
+            token_key=self.options.connection_token_key,
         )
 
     async def aclose(self) -> None:
@@ -214,7 +218,12 @@ class ConnectionEndpoint:
         if origin is not None and allowed is not None and not allowed(origin):
             await reject_websocket(scope, send, 403, b"Origin not allowed")
             return
-        if _query(scope).get("id"):
+        token = _query(scope).get("id")
+        if token and self.connections.get(token) is None:
+            identity = await self._identify(scope)
+            if identity is not None:
+                self.connections.adopt(token, identity)
+        if token:
             connection, _ = await self._lookup(scope, send, websocket=True)
             if connection is None:
                 return

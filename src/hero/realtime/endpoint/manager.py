@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -36,8 +38,10 @@ class ConnectionManager:
         disconnect_timeout: float,
         inbound_limit: int,
         outbound_limit: int,
+        token_key: bytes | None = None,
     ) -> None:
         self._application = application
+        self._token_key = token_key
         self._disconnect_timeout = disconnect_timeout
         self._inbound_limit = inbound_limit
         self._outbound_limit = outbound_limit
@@ -49,9 +53,35 @@ class ConnectionManager:
     def __len__(self) -> int:
         return len(self._by_token)
 
+    def _signed_token(self, connection_id: str) -> str:
+        assert self._token_key is not None
+        mac = hmac.new(self._token_key, connection_id.encode(), hashlib.sha256).digest()[:16]
+        return f"{connection_id}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
     def create(self, identity: Identity, *, version: int = 1) -> Connection:
+        """A new connection. With a token key, version-1 tokens are `<id>.<mac>`, so any
+        process holding the same key can adopt the connection (see `adopt`)."""
         connection_id = new_id()
-        token = new_id() if version > 0 else connection_id
+        if version == 0:
+            token = connection_id
+        elif self._token_key is not None:
+            token = self._signed_token(connection_id)
+        else:
+            token = new_id()
+        return self._register(connection_id, token, identity)
+
+    def adopt(self, token: str, identity: Identity) -> Connection | None:
+        """A WebSocket for a connection negotiated by another process sharing the token key
+        (`hero serve --workers N`): verify the token and create the connection here, with
+        the identity of this request. None when the token is not one of ours."""
+        if self._token_key is None or "." not in token:
+            return None
+        connection_id = token.split(".", 1)[0]
+        if not hmac.compare_digest(token, self._signed_token(connection_id)):
+            return None
+        return self._register(connection_id, token, identity)
+
+    def _register(self, connection_id: str, token: str, identity: Identity) -> Connection:
         connection = Connection(
             connection_id,
             token,

@@ -1,0 +1,15 @@
+"""Logging set-up for every hero process (the CLI and each worker)."""
+
+from __future__ import annotations
+
+import logging
+
+from hero.auth import RedactTokensFilter
+
+
+def configure_logging() -> None:
+    """INFO to stderr, with `access_token` values redacted from uvicorn's lines."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    redact = RedactTokensFilter()
+    for name in ("uvicorn.access", "uvicorn.error", "uvicorn"):
+        logging.getLogger(name).addFilter(redact)

@@ -1,0 +1,126 @@
+"""`hero serve --workers N` on one Valkey: several processes share one socket.
+
+Consecutive requests of one connection may reach different processes, so in this mode only
+WebSockets is offered and connection tokens are signed: whichever process receives the
+WebSocket adopts the connection that another one negotiated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import valkey
+import websockets
+
+from hero.auth import mint_token
+from hero.realtime import EndpointOptions, HubServer, HubServerOptions
+from hero.realtime.testing import ConformanceHub
+from tests.conftest import missing_tool
+from tests.integration.conftest import serve_in_process
+from tests.integration.js.agent import NodeAgent, interop_installed
+from tests.support.servers import UNIT, RunningServer, run_hero
+from tests.support.valkey import ValkeyEndpoint
+
+pytest_plugins = ("tests.support.valkey_fixtures",)
+pytestmark = [pytest.mark.valkey, pytest.mark.interop]
+
+KEY = "workers-test-signing-key-0123456789abcdef"
+DATABASE = 9  # a logical database of its own: presence keys use the fixed `hero:` prefix
+
+
+def token_for(user: uuid.UUID, tenant: str) -> str:
+    return mint_token(KEY, "hero.local", "hero.clients", user, tenant=tenant)
+
+
+@pytest.fixture
+def workers(valkey_server: ValkeyEndpoint, tmp_path: Path) -> Iterator[RunningServer]:
+    url = f"redis://{valkey_server.host}:{valkey_server.port}/{DATABASE}"
+    client: Any = valkey.Valkey.from_url(url, socket_timeout=10 * UNIT)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    env = {
+        "JwtOptions__SigningKey": KEY,
+        "CachingOptions__Redis": url,
+        "DatabaseOptions__ConnectionString": f"sqlite+aiosqlite:///{tmp_path / 'hero.db'}",
+    }
+    with run_hero(["serve", "--workers", "2"], env) as server:
+        yield server
+
+
+@pytest.fixture
+async def agent(node: str, unit: float) -> AsyncIterator[NodeAgent]:
+    if not interop_installed():
+        missing_tool("tests/interop/node_modules is not installed (npm ci in tests/interop)")
+    async with NodeAgent.start(node, unit) as running:
+        yield running
+
+
+async def test_workers_offer_websockets_only_and_fan_out_across_processes(
+    workers: RunningServer, agent: NodeAgent, unit: float
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    observer = uuid.uuid4()
+    hub = workers.base_url + "/realtime/hub"
+    async with httpx.AsyncClient(timeout=10 * unit) as http:
+        negotiated = await http.post(
+            hub + "/negotiate?negotiateVersion=1",
+            headers={"Authorization": f"Bearer {token_for(observer, tenant)}"},
+        )
+    body = negotiated.json()
+    assert [t["transport"] for t in body["availableTransports"]] == ["WebSockets"]
+    assert "useStatefulReconnect" not in body
+
+    await agent.connect(
+        "observer", hub, tokens=[token_for(observer, tenant)], targets=["PresenceChanged"]
+    )
+    users = [uuid.uuid4() for _ in range(6)]
+    for index, user in enumerate(users):
+        # Each negotiate and each WebSocket lands on whichever worker accepts it.
+        await agent.connect(f"u{index}", hub, tokens=[token_for(user, tenant)])
+    for user in users:
+        await agent.next_message(
+            "observer",
+            "PresenceChanged",
+            where=lambda p, user=user: p == {"userId": str(user), "online": True},
+        )
+
+
+async def test_a_websocket_is_adopted_by_a_process_that_did_not_negotiate_it() -> None:
+    """Deterministic: two servers share a token key; negotiate on one, connect on the other."""
+    key = b"k" * 32
+
+    def server() -> HubServer:
+        options = HubServerOptions(endpoint=EndpointOptions(connection_token_key=key))
+        return HubServer(ConformanceHub, options=options)
+
+    stranger = HubServer(ConformanceHub)  # no key: cannot adopt
+    async with (
+        serve_in_process(server(), "/hub") as first,
+        serve_in_process(server(), "/hub") as second,
+        serve_in_process(stranger, "/hub") as third,
+        httpx.AsyncClient(timeout=10 * UNIT) as http,
+    ):
+        body = (await http.post(first + "/hub/negotiate?negotiateVersion=1")).json()
+        token = body["connectionToken"]
+        ws_url = "ws" + second.removeprefix("http") + f"/hub?id={token}"
+        async with websockets.connect(ws_url) as ws:
+            await ws.send('{"protocol":"json","version":1}\x1e')
+            assert await ws.recv() == "{}\x1e"
+            await ws.send(
+                '{"type":1,"invocationId":"1","target":"ConnectionId","arguments":[]}\x1e'
+            )
+            reply = str(await ws.recv())
+            assert f'"result":"{body["connectionId"]}"' in reply
+        forged = token.rsplit(".", 1)[0] + ".AAAAAAAAAAAAAAAAAAAAAA"
+        for base, wrong in ((second, forged), (third, token)):
+            url = "ws" + base.removeprefix("http") + f"/hub?id={wrong}"
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(url)
+            assert refused.value.response.status_code == 404
