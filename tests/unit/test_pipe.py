@@ -46,3 +46,15 @@ async def test_inbound_applies_backpressure_and_ends_with_none() -> None:
     channel.feed_eof()
     assert await channel.receive() == b"more"
     assert await channel.receive() is None
+
+
+async def test_outbound_wakes_every_waiting_reader_and_survives_a_cancelled_one() -> None:
+    """A superseded long poll and its successor can both be waiting on one buffer."""
+    buffer = OutboundBuffer(limit_bytes=1_000)
+    old = asyncio.ensure_future(buffer.read())
+    new = asyncio.ensure_future(buffer.read())
+    await asyncio.sleep(0)
+    old.cancel()
+    await asyncio.gather(old, return_exceptions=True)
+    buffer.write(b"data")
+    assert await asyncio.wait_for(new, 5) == b"data"

@@ -105,6 +105,7 @@ class HubServer:
 
     async def aclose(self) -> None:
         await self.close_connections()
+        await self.handler.aclose()
         await self.lifetime.stop()
 
     @contextlib.asynccontextmanager

@@ -80,6 +80,21 @@ class UploadStream:
         return item
 
 
+class Flag:
+    """A one-way boolean with the Event spelling (`set` / `is_set`); nothing waits on it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self) -> None:
+        self._value = False
+
+    def set(self) -> None:
+        self._value = True
+
+    def is_set(self) -> bool:
+        return self._value
+
+
 class HubConnection:
     """Protocol-aware wrapper of a transport Connection.
 
@@ -95,7 +110,7 @@ class HubConnection:
         self.last_received = time.monotonic()
         self.ping_received = False
         self.dispatching = 0
-        self.closing = asyncio.Event()
+        self.closing = Flag()
         self.close_reason: CloseReason | None = None
         self.streams: dict[str, asyncio.Task[None]] = {}
         self.cancelled_streams: set[str] = set()
@@ -105,6 +120,7 @@ class HubConnection:
         self._dropped = False
         self.messages_sent = 0
         self.replay: ReplayBuffer | None = None
+        self.reader: asyncio.Task[None] | None = None
 
     @property
     def dropped(self) -> bool:
@@ -186,6 +202,9 @@ class HubConnection:
         if self.close_reason is None:
             self.close_reason = reason or CloseReason(CloseMessage())
         self.closing.set()
+        reader = self.reader
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()  # the read loop may be waiting (for data, or for a slot)
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)

@@ -8,6 +8,7 @@ logical connection. Every connection's cleanup runs in `finally`: lifetime manag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -90,6 +91,8 @@ class HubConnectionHandler:
         self._options = options
         self._protocols = protocols_by_name(options.supported_protocols)
         self._observer = observer or ConnectionObserver()
+        self._live: dict[str, HubConnection] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def protocols(self) -> dict[str, HubProtocol]:
@@ -191,19 +194,24 @@ class HubConnectionHandler:
         transport.outbound.write(encode_handshake_error(text))
 
     async def _serve(self, connection: HubConnection, rest: bytes) -> None:
+        """Run the read loop until the client leaves or `abort` cancels it."""
         reader = asyncio.ensure_future(self._read_loop(connection, rest))
-        ticker = asyncio.ensure_future(self._tick(connection))
-        closing = asyncio.ensure_future(connection.closing.wait())
+        connection.reader = reader
+        self._live[connection.connection_id] = connection
+        self._ensure_heartbeat()
         try:
-            await asyncio.wait({reader, closing}, return_when=asyncio.FIRST_COMPLETED)
-            if reader.done() and not reader.cancelled():
-                exc = reader.exception()
-                if exc is not None:
-                    raise exc
+            await reader
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this connection's own task is being cancelled
+            # otherwise abort() stopped the read loop: the connection is closing
         finally:
-            for task in (reader, ticker, closing):
-                task.cancel()
-            await asyncio.gather(reader, ticker, closing, return_exceptions=True)
+            self._live.pop(connection.connection_id, None)
+            connection.reader = None
+            if not reader.done():
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
 
     async def _read_loop(self, connection: HubConnection, data: bytes) -> None:
         protocol = connection.protocol
@@ -285,57 +293,79 @@ class HubConnectionHandler:
             connection.last_received = time.monotonic()
             data = next_data
 
-    async def _tick(self, connection: HubConnection) -> None:
+    def _ensure_heartbeat(self) -> None:
+        task = self._heartbeat
+        loop = asyncio.get_running_loop()
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._heartbeat = loop.create_task(self._beat_forever(), name="hero-hub-heartbeat")
+
+    async def aclose(self) -> None:
+        """Stop the heartbeat (connections end through the endpoint)."""
+        task = self._heartbeat
+        self._heartbeat = None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _beat_forever(self) -> None:
+        """One timer for every connection (not one per connection): keep-alive pings,
+        client timeouts, credential expiry and stateful-reconnect Acks."""
         options = self._options
         interval = min(1.0, options.keep_alive_interval / 4, options.client_timeout_interval / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now, wall = time.monotonic(), time.time()
+            for connection in list(self._live.values()):
+                if not connection.closing.is_set():
+                    try:
+                        self._beat(connection, now, wall)
+                    except Exception:
+                        logger.exception("heartbeat failed for %s", connection.connection_id)
+
+    def _beat(self, connection: HubConnection, now: float, wall: float) -> None:
+        options = self._options
         transport = connection.transport
         expires_at = connection.identity.expires_at
-        while not connection.closing.is_set():
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            if (
-                expires_at is not None
-                and options.close_on_authentication_expiration
-                and time.time() >= expires_at
-            ):
-                connection.abort(
-                    CloseReason(
-                        CloseMessage(allow_reconnect=True),
-                        HubException("The connection's credentials expired."),
-                    )
+        if (
+            expires_at is not None
+            and options.close_on_authentication_expiration
+            and wall >= expires_at
+        ):
+            connection.abort(
+                CloseReason(
+                    CloseMessage(allow_reconnect=True),
+                    HubException("The connection's credentials expired."),
                 )
-                return
-            if (
-                connection.ping_received
-                and not connection.dispatching
-                and now - connection.last_received >= options.client_timeout_interval
-            ):
-                exc = TimeoutError(
-                    "Client hasn't sent a message/ping within the configured ClientTimeoutInterval."
+            )
+            return
+        if (
+            connection.ping_received
+            and not connection.dispatching
+            and now - connection.last_received >= options.client_timeout_interval
+        ):
+            exc = TimeoutError(
+                "Client hasn't sent a message/ping within the configured ClientTimeoutInterval."
+            )
+            connection.abort(
+                CloseReason(
+                    CloseMessage(
+                        error=error_text(CLOSED_WITH_ERROR, exc, options.enable_detailed_errors),
+                        allow_reconnect=True,
+                    ),
+                    exc,
                 )
-                connection.abort(
-                    CloseReason(
-                        CloseMessage(
-                            error=error_text(
-                                CLOSED_WITH_ERROR,
-                                exc,
-                                options.enable_detailed_errors,
-                            ),
-                            allow_reconnect=True,
-                        ),
-                        exc,
-                    )
-                )
-                return
-            if connection.replay is not None:
-                acknowledged = connection.replay.ack_due()
-                if acknowledged is not None:
-                    connection.write(AckMessage(acknowledged))
-            if (
-                not transport.has_inherent_keep_alive
-                and now - transport.outbound.last_write >= options.keep_alive_interval
-            ):
-                connection.write(PING)
+            )
+            return
+        if connection.replay is not None:
+            acknowledged = connection.replay.ack_due()
+            if acknowledged is not None:
+                connection.write(AckMessage(acknowledged))
+        if (
+            not transport.has_inherent_keep_alive
+            and now - transport.outbound.last_write >= options.keep_alive_interval
+        ):
+            connection.write(PING)
 
     async def _shutdown(self, connection: HubConnection) -> None:
         """End the connection in the order its peers need.

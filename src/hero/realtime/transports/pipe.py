@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,6 +55,37 @@ class Identity:
 ANONYMOUS = Identity()
 
 
+class _Wakeup:
+    """Waiters woken together: cheaper than an asyncio.Event when idle (no deque; a list
+    exists only while someone waits), which matters with thousands of idle connections.
+    Callers re-check their condition after waking."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def wake(self) -> None:
+        waiters = self._waiters
+        if waiters:
+            self._waiters = None
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+
+    async def wait(self) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(future)
+        try:
+            await future
+        finally:
+            waiters = self._waiters
+            if waiters is not None and future in waiters:
+                waiters.remove(future)
+
+
 class OutboundBuffer:
     """Complete framed messages waiting for the transport, bounded in bytes."""
 
@@ -65,7 +95,7 @@ class OutboundBuffer:
         self._chunks: list[bytes] = []
         self._size = 0
         self._limit = limit_bytes
-        self._ready = asyncio.Event()
+        self._ready = _Wakeup()
         self._closed = False
         self.last_write = time.monotonic()
 
@@ -87,13 +117,13 @@ class OutboundBuffer:
         self._chunks.append(data)
         self._size += len(data)
         self.last_write = time.monotonic()
-        self._ready.set()
+        self._ready.wake()
         return True
 
     def close(self) -> None:
         """No more writes; what is queued is still delivered, then readers get None."""
         self._closed = True
-        self._ready.set()
+        self._ready.wake()
 
     def take(self, max_bytes: int | None = None) -> bytes:
         """Queued chunks joined, up to `max_bytes` (at least one whole chunk; chunks are
@@ -110,8 +140,6 @@ class OutboundBuffer:
         del chunks[:count]
         data = taken[0] if count == 1 else b"".join(taken)
         self._size -= len(data)
-        if not chunks and not self._closed:
-            self._ready.clear()
         return data
 
     async def read(self, max_bytes: int | None = None) -> bytes | None:
@@ -120,7 +148,6 @@ class OutboundBuffer:
         while not self._chunks:
             if self._closed:
                 return None
-            self._ready.clear()
             await self._ready.wait()
         return self.take(max_bytes)
 
@@ -131,13 +158,12 @@ class InboundChannel:
     __slots__ = ("_chunks", "_eof", "_limit", "_readable", "_size", "_writable")
 
     def __init__(self, limit_bytes: int) -> None:
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []
         self._size = 0
         self._limit = limit_bytes
         self._eof = False
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self._readable = _Wakeup()
+        self._writable = _Wakeup()
 
     @property
     def eof(self) -> bool:
@@ -146,32 +172,30 @@ class InboundChannel:
     async def feed(self, data: bytes) -> bool:
         """Append `data`, waiting while over the limit. False if the channel has ended."""
         while self._size >= self._limit and not self._eof:
-            self._writable.clear()
             await self._writable.wait()
         if self._eof:
             return False
         if data:
             self._chunks.append(data)
             self._size += len(data)
-            self._readable.set()
+            self._readable.wake()
         return True
 
     def feed_eof(self) -> None:
         self._eof = True
-        self._readable.set()
-        self._writable.set()
+        self._readable.wake()
+        self._writable.wake()
 
     async def receive(self) -> bytes | None:
         """The next chunk, or None at end of stream (after everything queued was read)."""
         while not self._chunks:
             if self._eof:
                 return None
-            self._readable.clear()
             await self._readable.wait()
-        data = self._chunks.popleft()
+        data = self._chunks.pop(0)
         self._size -= len(data)
         if self._size < self._limit:
-            self._writable.set()
+            self._writable.wake()
         return data
 
 

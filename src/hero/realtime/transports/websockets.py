@@ -62,17 +62,20 @@ async def run_websocket(
                 connection.stalled()
                 return INTERNAL_ERROR
 
-    superseded = asyncio.Event()
-    connection.socket_superseded = superseded
     reader = asyncio.ensure_future(pump_in())
     writer = asyncio.ensure_future(pump_out())
-    replaced = asyncio.ensure_future(superseded.wait())
+    tasks = {reader, writer}
+    superseded: asyncio.Event | None = None
+    if connection.stateful_negotiated:
+        # Only a stateful connection can be taken over by a new socket (a resume).
+        superseded = asyncio.Event()
+        connection.socket_superseded = superseded
+        tasks.add(asyncio.ensure_future(superseded.wait()))
+    replaced = tasks - {reader, writer}
     suspend = False
     try:
-        done, _ = await asyncio.wait(
-            {reader, writer, replaced}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if replaced in done:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if replaced & done:
             # A stateful client resumed on a new socket: this one just stops.
             suspend = True
         elif writer in done:
@@ -90,11 +93,11 @@ async def run_websocket(
             with contextlib.suppress(BaseException):
                 suspend = reader.result() and connection.stateful
     finally:
-        for task in (reader, writer, replaced):
+        for task in tasks:
             if not task.done():
                 task.cancel()
-        await asyncio.gather(reader, writer, replaced, return_exceptions=True)
-        if connection.socket_superseded is superseded:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if superseded is not None and connection.socket_superseded is superseded:
             connection.socket_superseded = None
         if suspend:
             # Stateful reconnect: keep the hub connection; the client comes back with the
