@@ -15,6 +15,8 @@ from starlette.applications import Starlette
 
 from hero.realtime import EndpointOptions, HubOptions, HubRoute, HubServer, HubServerOptions
 from hero.realtime.testing import ConformanceHub
+from tests.conftest import missing_tool
+from tests.integration.js.agent import NodeAgent, interop_installed
 from tests.integration.raw_peer import RawPeer, assert_healthy
 from tests.support.servers import UNIT, RunningServer
 
@@ -155,3 +157,14 @@ async def short_http(
         base_url=short_timeout_server.base_url, timeout=10 * unit, trust_env=False
     ) as client:
         yield client
+
+
+# Tests request their server fixtures *before* `agent`: fixtures are torn down in reverse,
+# so the Node client closes its connections while the servers are still up.
+@pytest.fixture
+async def agent(node: str, unit: float) -> AsyncIterator[NodeAgent]:
+    """A Node process driving the official SignalR JS client (tests/integration/js)."""
+    if not interop_installed():
+        missing_tool("tests/interop/node_modules is not installed (npm ci in tests/interop)")
+    async with NodeAgent.start(node, unit) as running:
+        yield running

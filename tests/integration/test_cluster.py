@@ -38,7 +38,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +48,7 @@ import httpx
 import pytest
 import valkey
 
-from tests.conftest import missing_tool
-from tests.integration.js.agent import NodeAgent, interop_installed
+from tests.integration.js.agent import NodeAgent
 from tests.integration.platform_app import (
     CHANNELS_ENV,
     SIGNING_KEY,
@@ -96,17 +95,6 @@ def valkey_db(valkey_server: ValkeyEndpoint) -> str:
     finally:
         client.close()
     return url
-
-
-# Tests request the server fixtures *before* `agent`: fixtures are torn down in reverse, so
-# the Node client closes its connections while the servers are still up (a server stopped
-# under an open long-polling connection waits for that poll: see the last test).
-@pytest.fixture
-async def agent(node: str, unit: float) -> AsyncIterator[NodeAgent]:
-    if not interop_installed():
-        missing_tool("tests/interop/node_modules is not installed (npm ci in tests/interop)")
-    async with NodeAgent.start(node, unit) as running:
-        yield running
 
 
 def _print_logs(servers: Mapping[str, RunningServer]) -> None:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.conftest import missing_tool
-from tests.integration.js.agent import AgentError, NodeAgent, interop_installed
+from tests.integration.js.agent import AgentError, NodeAgent
 from tests.integration.platform_app import (
     CHANNELS_ENV,
     LATE_CHANNELS_ENV,
@@ -101,14 +100,6 @@ def world() -> Iterator[World]:
     )
     with platform_app(env) as server:
         yield World(server.base_url, users, channels)
-
-
-@pytest.fixture
-async def agent(node: str, unit: float) -> AsyncIterator[NodeAgent]:
-    if not interop_installed():
-        missing_tool("tests/interop/node_modules is not installed (npm ci in tests/interop)")
-    async with NodeAgent.start(node, unit) as running:
-        yield running
 
 
 async def connect(

@@ -13,7 +13,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -22,8 +22,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import missing_tool
-from tests.integration.js.agent import AgentError, NodeAgent, interop_installed
+from tests.integration.js.agent import AgentError, NodeAgent
 from tests.integration.platform_app import SIGNING_KEY, clean_environ, hero_serve
 from tests.integration.platform_app import mint as _mint
 from tests.support.servers import RunningServer
@@ -67,14 +66,6 @@ def hero() -> Iterator[RunningServer]:
     )
     with hero_serve(env) as server:
         yield server
-
-
-@pytest.fixture
-async def agent(node: str, unit: float) -> AsyncIterator[NodeAgent]:
-    if not interop_installed():
-        missing_tool("tests/interop/node_modules is not installed (npm ci in tests/interop)")
-    async with NodeAgent.start(node, unit) as running:
-        yield running
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ WebSocket adopts the connection that another one negotiated.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,8 @@ import websockets
 from hero.auth import mint_token
 from hero.realtime import EndpointOptions, HubServer, HubServerOptions
 from hero.realtime.testing import ConformanceHub
-from tests.conftest import missing_tool
 from tests.integration.conftest import serve_in_process
-from tests.integration.js.agent import NodeAgent, interop_installed
+from tests.integration.js.agent import NodeAgent
 from tests.support.servers import UNIT, RunningServer, run_hero
 from tests.support.valkey import ValkeyEndpoint
 
@@ -52,14 +51,6 @@ def workers(valkey_server: ValkeyEndpoint, tmp_path: Path) -> Iterator[RunningSe
     }
     with run_hero(["serve", "--workers", "2"], env) as server:
         yield server
-
-
-@pytest.fixture
-async def agent(node: str, unit: float) -> AsyncIterator[NodeAgent]:
-    if not interop_installed():
-        missing_tool("tests/interop/node_modules is not installed (npm ci in tests/interop)")
-    async with NodeAgent.start(node, unit) as running:
-        yield running
 
 
 async def test_workers_offer_websockets_only_and_fan_out_across_processes(

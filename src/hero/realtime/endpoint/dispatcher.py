@@ -242,12 +242,24 @@ class ConnectionEndpoint:
                 await reject_websocket(scope, send, 401, _unauthorized_body(), _PROBLEM)
                 return
             connection = self.connections.create(identity)  # skipNegotiation
+        await self._pump_websocket(connection, receive, send, resume=False)
+
+    async def _pump_websocket(
+        self, connection: Connection, receive: Receive, send: Send, *, resume: bool
+    ) -> None:
+        """Accept the upgrade, then attach it to the connection: a new one starts the hub,
+        a resumed one (stateful reconnect) has the hub replay first."""
         message = await receive()
         if message["type"] != "websocket.connect":  # pragma: no cover - ASGI guarantees it
             return
         await send({"type": "websocket.accept"})
         connection.active_requests += 1
-        self.connections.start(connection, TransportKind.WEBSOCKETS)
+        if resume:
+            connection.suspended = False
+            if connection.on_resume is not None:
+                connection.on_resume()
+        else:
+            self.connections.start(connection, TransportKind.WEBSOCKETS)
         try:
             await run_websocket(
                 connection, receive, send, send_timeout=self.options.transport_send_timeout
@@ -264,20 +276,7 @@ class ConnectionEndpoint:
             async with asyncio.timeout(self.options.disconnect_timeout):
                 while connection.active_requests:  # noqa: ASYNC110 - the old pump unwinding
                     await asyncio.sleep(0.005)
-        message = await receive()
-        if message["type"] != "websocket.connect":  # pragma: no cover - ASGI guarantees it
-            return
-        await send({"type": "websocket.accept"})
-        connection.active_requests += 1
-        connection.suspended = False
-        if connection.on_resume is not None:
-            connection.on_resume()
-        try:
-            await run_websocket(
-                connection, receive, send, send_timeout=self.options.transport_send_timeout
-            )
-        finally:
-            connection.active_requests -= 1
+        await self._pump_websocket(connection, receive, send, resume=True)
 
     async def _transport_request(
         self, scope: Scope, send: Send, kind: TransportKind
