@@ -483,3 +483,39 @@ def test_filter_leaves_other_records_alone() -> None:
     args_before = record.args
     assert RedactTokensFilter().filter(record) is True
     assert record.args == args_before
+
+
+def test_review_percent_encoded_query_name_is_not_a_token() -> None:
+    """`access%5Ftoken` would be decoded to access_token by a query parser, but the log
+    redaction matches the literal name: such a token must not be accepted at all."""
+    scope = {
+        "type": "http",
+        "path": "/realtime/hub/negotiate",
+        "root_path": "",
+        "headers": [],
+        "query_string": b"access%5Ftoken=abc.def.ghi",
+    }
+    assert extract_token(scope) is None
+    scope["query_string"] = b"ACCESS_TOKEN=abc.def.ghi"
+    assert extract_token(scope) == "abc.def.ghi"
+
+
+@pytest.mark.parametrize("claim", ["tenant", "name", "role"])
+def test_review_control_characters_in_text_claims_are_refused(claim: str) -> None:
+    validator = JwtValidator(ISSUER, AUDIENCE, KEY)
+    token = mint_token(KEY, ISSUER, AUDIENCE, uuid.uuid4(), extra_claims={claim: "acme\nevil"})
+    with pytest.raises(AuthenticationError) as refused:
+        validator.validate(token)
+    assert refused.value.reason is AuthFailure.INVALID_CLAIM
+
+
+def test_review_an_absurd_exp_is_an_invalid_claim_not_a_crash() -> None:
+    validator = JwtValidator(ISSUER, AUDIENCE, KEY)
+    token = jwt.encode(
+        {"sub": str(uuid.uuid4()), "iss": ISSUER, "aud": AUDIENCE, "exp": 10**400},
+        KEY,
+        algorithm="HS256",
+    )
+    with pytest.raises(AuthenticationError) as refused:
+        validator.validate(token)
+    assert refused.value.reason is AuthFailure.INVALID_CLAIM

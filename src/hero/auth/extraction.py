@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 __all__ = ["DEFAULT_QUERY_TOKEN_PATHS", "QUERY_TOKEN_PARAMETER", "extract_token", "path_is_under"]
 
@@ -57,11 +57,15 @@ def _bearer(scope: Mapping[str, Any]) -> str | None:
 
 
 def _query_token(scope: Mapping[str, Any]) -> str | None:
+    """The `access_token` query value. The name must be spelled literally (any case, but
+    not percent-encoded): the log redaction matches that same spelling, so a token that is
+    accepted is also a token that is redacted."""
     raw = scope.get("query_string") or b""
     query = bytes(raw).decode("latin-1")
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
         if name.lower() == QUERY_TOKEN_PARAMETER:
-            return value.strip() or None
+            return unquote_plus(value).strip() or None
     return None
 
 

@@ -109,9 +109,18 @@ def _optional_text(claims: Mapping[str, Any], names: Iterable[str]) -> str | Non
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise AuthenticationError(AuthFailure.INVALID_CLAIM, f"claim {name!r} is not a string")
         text = str(value).strip()
+        _no_control_characters(name, text)
         if text:
             return text
     return None
+
+
+def _no_control_characters(name: str, text: str) -> None:
+    """Claims end up in keys, group names and logs: control characters are refused."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        raise AuthenticationError(
+            AuthFailure.INVALID_CLAIM, f"claim {name!r} contains control characters"
+        )
 
 
 def _roles(claims: Mapping[str, Any]) -> frozenset[str]:
@@ -126,6 +135,7 @@ def _roles(claims: Mapping[str, Any]) -> frozenset[str]:
                 raise AuthenticationError(
                     AuthFailure.INVALID_CLAIM, f"claim {name!r} must be a string or strings"
                 )
+            _no_control_characters(name, item.strip())
             if item.strip():
                 roles.add(item.strip())
     return frozenset(roles)
@@ -140,7 +150,16 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     :class:`AuthenticationError` (``INVALID_USER_ID`` or ``INVALID_CLAIM``).
     """
     exp = claims.get("exp")
-    expires_at = float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+    expires_at: float | None = None
+    if isinstance(exp, int | float) and not isinstance(exp, bool):
+        try:
+            expires_at = float(exp)
+        except OverflowError:
+            raise AuthenticationError(
+                AuthFailure.INVALID_CLAIM, "claim 'exp' is out of range"
+            ) from None
+        if not math.isfinite(expires_at):
+            raise AuthenticationError(AuthFailure.INVALID_CLAIM, "claim 'exp' is out of range")
     return Principal(
         user_id=_user_id(claims),
         tenant_id=_optional_text(claims, TENANT_CLAIMS) or DEFAULT_TENANT,
