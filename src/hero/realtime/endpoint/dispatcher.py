@@ -231,7 +231,7 @@ class ConnectionEndpoint:
                 await reject_websocket(scope, send, 400, b"Cannot change transports mid-connection")
                 return
             if connection.stateful and connection.transport is TransportKind.WEBSOCKETS:
-                await self._resume_websocket(connection, receive, send)
+                await self._resume_websocket(scope, connection, receive, send)
                 return
             if connection.active_requests or self.connections.started(connection):
                 await reject_websocket(scope, send, 409)
@@ -242,40 +242,56 @@ class ConnectionEndpoint:
                 await reject_websocket(scope, send, 401, _unauthorized_body(), _PROBLEM)
                 return
             connection = self.connections.create(identity)  # skipNegotiation
+        # Claimed before the first await: a second upgrade for this id now gets 409.
+        connection.active_requests += 1
         await self._pump_websocket(connection, receive, send, resume=False)
 
     async def _pump_websocket(
         self, connection: Connection, receive: Receive, send: Send, *, resume: bool
     ) -> None:
         """Accept the upgrade, then attach it to the connection: a new one starts the hub,
-        a resumed one (stateful reconnect) has the hub replay first."""
-        message = await receive()
-        if message["type"] != "websocket.connect":  # pragma: no cover - ASGI guarantees it
-            return
-        await send({"type": "websocket.accept"})
-        connection.active_requests += 1
-        if resume:
-            connection.suspended = False
-            if connection.on_resume is not None:
-                connection.on_resume()
-        else:
-            self.connections.start(connection, TransportKind.WEBSOCKETS)
+        a resumed one (stateful reconnect) has the hub replay first. The caller has already
+        counted this request in `active_requests`; it is released here."""
         try:
+            message = await receive()
+            if message["type"] != "websocket.connect":  # pragma: no cover - ASGI guarantees it
+                return
+            await send({"type": "websocket.accept"})
+            if resume:
+                connection.suspended = False
+                if connection.on_resume is not None:
+                    connection.on_resume()
+            else:
+                self.connections.start(connection, TransportKind.WEBSOCKETS)
             await run_websocket(
                 connection, receive, send, send_timeout=self.options.transport_send_timeout
             )
         finally:
             connection.active_requests -= 1
 
-    async def _resume_websocket(self, connection: Connection, receive: Receive, send: Send) -> None:
+    async def _resume_websocket(
+        self, scope: Scope, connection: Connection, receive: Receive, send: Send
+    ) -> None:
         """A stateful client reconnects with the same id (SIGNALR.md 8.3): the old socket, if
         still open, is retired; the hub replays what the client has not acknowledged."""
-        old = connection.socket_superseded
-        if old is not None:
-            old.set()
-            async with asyncio.timeout(self.options.disconnect_timeout):
-                while connection.active_requests:  # noqa: ASYNC110 - the old pump unwinding
-                    await asyncio.sleep(0.005)
+        if connection.resuming:
+            await reject_websocket(scope, send, 409)  # another resume is under way
+            return
+        connection.resuming = True
+        try:
+            old = connection.socket_superseded
+            if old is not None:
+                old.set()
+            try:
+                async with asyncio.timeout(self.options.disconnect_timeout):
+                    while connection.active_requests:  # noqa: ASYNC110 - old pump unwinding
+                        await asyncio.sleep(0.005)
+            except TimeoutError:
+                await reject_websocket(scope, send, 409)
+                return
+            connection.active_requests += 1
+        finally:
+            connection.resuming = False
         await self._pump_websocket(connection, receive, send, resume=True)
 
     async def _transport_request(
@@ -334,6 +350,10 @@ class ConnectionEndpoint:
         if connection.transport is TransportKind.WEBSOCKETS:
             await respond(send, 405, b"POST requests are not allowed for WebSocket connections.")
             return
+        # Some clients (signalrcore on long polling) send the handshake before their first
+        # poll; nothing reads the connection until a transport starts it, so such early
+        # data may fill the inbound buffer but never wait for room.
+        early = connection.transport is None
         connection.active_requests += 1
         try:
             while True:
@@ -342,6 +362,9 @@ class ConnectionEndpoint:
                     await respond(send, 400, content_type=None)
                     return
                 body = message.get("body", b"")
+                if early and not connection.inbound.has_room():
+                    await respond(send, 400, b"The connection has not been started.")
+                    return
                 if body and not await connection.inbound.feed(body):
                     await respond(send, 404, content_type=None)
                     return

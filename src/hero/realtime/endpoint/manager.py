@@ -53,31 +53,41 @@ class ConnectionManager:
     def __len__(self) -> int:
         return len(self._by_token)
 
-    def _signed_token(self, connection_id: str) -> str:
+    def _mac(self, connection_id: str, issued: int, user_id: str | None) -> str:
         assert self._token_key is not None
-        mac = hmac.new(self._token_key, connection_id.encode(), hashlib.sha256).digest()[:16]
-        return f"{connection_id}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+        material = f"{connection_id}|{issued}|{user_id or ''}".encode()
+        digest = hmac.new(self._token_key, material, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def create(self, identity: Identity, *, version: int = 1) -> Connection:
-        """A new connection. With a token key, version-1 tokens are `<id>.<mac>`, so any
-        process holding the same key can adopt the connection (see `adopt`)."""
+        """A new connection. With a token key, version-1 tokens are `<id>.<issued>.<mac>`
+        (the MAC covers the id, the issue time and the user), so another process holding
+        the same key can adopt the connection (see `adopt`)."""
         connection_id = new_id()
         if version == 0:
             token = connection_id
         elif self._token_key is not None:
-            token = self._signed_token(connection_id)
+            issued = int(time.time())
+            token = f"{connection_id}.{issued}.{self._mac(connection_id, issued, identity.user_id)}"
         else:
             token = new_id()
         return self._register(connection_id, token, identity)
 
     def adopt(self, token: str, identity: Identity) -> Connection | None:
         """A WebSocket for a connection negotiated by another process sharing the token key
-        (`hero serve --workers N`): verify the token and create the connection here, with
-        the identity of this request. None when the token is not one of ours."""
-        if self._token_key is None or "." not in token:
+        (`hero serve --workers N`): create the connection here when the token is ours, was
+        issued to this same user, and is younger than the disconnect timeout (a negotiated
+        connection unused that long is gone anyway). None otherwise."""
+        if self._token_key is None:
             return None
-        connection_id = token.split(".", 1)[0]
-        if not hmac.compare_digest(token, self._signed_token(connection_id)):
+        parts = token.split(".")
+        if len(parts) != 3 or not parts[1].isdigit():
+            return None
+        connection_id, issued_text, mac = parts
+        issued = int(issued_text)
+        if not hmac.compare_digest(mac, self._mac(connection_id, issued, identity.user_id)):
+            return None
+        if not 0 <= time.time() - issued <= self._disconnect_timeout + 1:
             return None
         return self._register(connection_id, token, identity)
 

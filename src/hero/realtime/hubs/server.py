@@ -93,7 +93,27 @@ class HubServer:
         return hub
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan_protocol(receive, send)
+            return
         await self.endpoint(scope, receive, send)
+
+    async def _lifespan_protocol(self, receive: Receive, send: Send) -> None:
+        """When the HubServer is the root ASGI app, the server's lifespan starts and stops it
+        (the lifetime manager's backplane included)."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def start(self) -> None:
         await self.lifetime.start()

@@ -175,8 +175,18 @@ class ValkeyLifetimeManager(HubLifetimeManager):
             if want and channel not in self._subscribed:
                 waiting = self._expect_confirmation(channel)
                 self._subscribed.add(channel)
-                await self._pubsub.subscribe(channel)
-                await self._confirmed([waiting])
+                try:
+                    await self._pubsub.subscribe(channel)
+                    await self._confirmed([waiting])
+                except BaseException as exc:
+                    # Not subscribed after all: a later attempt must try again.
+                    self._subscribed.discard(channel)
+                    pending = self._confirmations.get(channel.encode(), [])
+                    if waiting in pending:
+                        pending.remove(waiting)
+                    if isinstance(exc, Exception) and not isinstance(exc, BackplaneError):
+                        raise BackplaneError(f"Subscribing to the backplane failed: {exc}") from exc
+                    raise
             elif not want and channel in self._subscribed:
                 self._subscribed.discard(channel)
                 await self._pubsub.unsubscribe(channel)
@@ -231,13 +241,17 @@ class ValkeyLifetimeManager(HubLifetimeManager):
                         invocation_id, f"Connection '{cid}' disconnected."
                     ),
                 )
-        with contextlib.suppress(BackplaneError):
-            await self._sync_subscription(self._conn(cid), self._conn_wanted(cid))
-            for group in emptied:
-                await self._sync_subscription(self._group(group), self._group_wanted(group))
-            user = connection.user_id
-            if user is not None:
-                await self._sync_subscription(self._user(user), self._user_wanted(user))
+        channels = [(self._conn(cid), self._conn_wanted(cid))]
+        channels += [(self._group(g), self._group_wanted(g)) for g in emptied]
+        user = connection.user_id
+        if user is not None:
+            channels.append((self._user(user), self._user_wanted(user)))
+        for channel, wanted in channels:
+            try:
+                await self._sync_subscription(channel, wanted)
+            except Exception:
+                # Cleanup goes on; at worst a channel stays subscribed with nobody local.
+                logger.warning("could not unsubscribe %s", channel, exc_info=True)
 
     # ------------------------------------------------------------------ sends
 
@@ -300,7 +314,9 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         self._ack_counter += 1
         request = self._ack_counter
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        expected = [0]
+        # [acks still expected, whether the receiver count is known yet]: an ack may arrive
+        # before PUBLISH has told us how many instances received the command.
+        expected = [0, 0]
         self._acks[request] = (future, expected)
         try:
             envelope = [
@@ -318,6 +334,7 @@ class ValkeyLifetimeManager(HubLifetimeManager):
             if receivers <= 0:
                 return
             expected[0] += receivers
+            expected[1] = 1
             if expected[0] <= 0 and not future.done():
                 future.set_result(None)
             try:
@@ -441,7 +458,7 @@ class ValkeyLifetimeManager(HubLifetimeManager):
             if entry is not None:
                 future, expected = entry
                 expected[0] -= 1
-                if expected[0] <= 0 and not future.done():
+                if expected[1] and expected[0] <= 0 and not future.done():
                     future.set_result(None)
         elif kind == _Kind.RESULT:
             _, _, invocation_id, error, has_result, result = envelope

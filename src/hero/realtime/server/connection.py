@@ -56,6 +56,7 @@ class UploadStream:
         await self._queue.put(item)
 
     def complete(self, error: BaseException | None = None) -> None:
+        """The client ended the stream (with `error`, or normally)."""
         if self._done:
             return
         self._done = True
@@ -63,6 +64,18 @@ class UploadStream:
         # When full, the consumer drains the queue first and then finds `_done` set.
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(self._END)
+
+    def abandon(self) -> None:
+        """Nobody will read on (the invocation finished, or the connection is closing):
+        drop what is queued, which also frees a read loop waiting to push."""
+        self._done = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(self._END)  # a consumer still waiting ends its loop
 
     def __aiter__(self) -> UploadStream:
         return self
@@ -116,7 +129,7 @@ class HubConnection:
         self.cancelled_streams: set[str] = set()
         self.uploads: dict[str, UploadStream] = {}
         self.tasks: set[asyncio.Task[None]] = set()
-        self.slots = asyncio.Semaphore(1)
+        self.slots: asyncio.Semaphore
         self._dropped = False
         self.messages_sent = 0
         self.replay: ReplayBuffer | None = None

@@ -70,6 +70,11 @@ _current_slot: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar(
 )
 
 
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def release_invocation_slot() -> None:
     """Give the current invocation's slot back (called before awaiting a client result)."""
     slot = _current_slot.get()
@@ -154,7 +159,6 @@ class HubDispatcher:
         elif isinstance(message, CloseMessage):
             error = HubException(message.error) if message.error else None
             connection.abort(CloseReason(CloseMessage(), error))
-        # Ack / Sequence: stateful reconnect is not negotiated, so they are ignored.
 
     def _lookup(
         self, connection: HubConnection, target: str, invocation_id: str | None
@@ -197,6 +201,17 @@ class HubDispatcher:
                 if self._options.enable_detailed_errors:
                     text += f" InvalidDataException: {exc}"
                 connection.write(CompletionMessage.with_error(invocation_id, text))
+            self._observe(method.name, True)
+            return None
+        in_use = [sid for sid in message.stream_ids if sid in connection.uploads]
+        if in_use or len(set(message.stream_ids)) != len(message.stream_ids):
+            if invocation_id:
+                duplicate = in_use[0] if in_use else message.stream_ids[0]
+                connection.write(
+                    CompletionMessage.with_error(
+                        invocation_id, f"Invocation ID '{duplicate}' is already in use."
+                    )
+                )
             self._observe(method.name, True)
             return None
         # Interleave upload streams with plain arguments in parameter order.
@@ -268,8 +283,24 @@ class HubDispatcher:
         try:
             hub = self._activate(connection)
             result = await method.function(hub, *args)
-        except asyncio.CancelledError:
-            raise
+        except asyncio.CancelledError as exc:
+            if _being_cancelled():
+                raise
+            # The method let a CancelledError out without being cancelled itself (it
+            # awaited something another task cancelled): an error like any other.
+            failed = True
+            if invocation_id:
+                connection.write(
+                    CompletionMessage.with_error(
+                        invocation_id,
+                        error_text(
+                            f"An unexpected error occurred invoking '{message.target}' "
+                            "on the server.",
+                            exc,
+                            self._options.enable_detailed_errors,
+                        ),
+                    )
+                )
         except Exception as exc:
             failed = True
             if not isinstance(exc, HubException | ClientResultError):
@@ -293,7 +324,7 @@ class HubDispatcher:
             for stream_id in message.stream_ids:
                 upload = connection.uploads.pop(stream_id, None)
                 if upload is not None:
-                    upload.complete()
+                    upload.abandon()
             if slot is not None:
                 slot.release()
             self._observe(method.name, failed)
@@ -337,9 +368,30 @@ class HubDispatcher:
         args = self._bind(connection, method, message)
         if args is None:
             return
-        connection.streams[invocation_id] = connection.spawn(
+        task = connection.spawn(
             self._run_stream(connection, method, message, args), f"hero-stream-{method.name}"
         )
+        connection.streams[invocation_id] = task
+        # Bookkeeping runs when the task ends, even one cancelled before its first step
+        # (a StreamInvocation and its CancelInvocation in one frame).
+        task.add_done_callback(lambda done: self._stream_finished(connection, message, done))
+
+    @staticmethod
+    def _stream_finished(
+        connection: HubConnection, message: StreamInvocationMessage, task: asyncio.Task[None]
+    ) -> None:
+        invocation_id = message.invocation_id
+        if connection.streams.get(invocation_id) is task:
+            del connection.streams[invocation_id]
+        cancelled_by_client = invocation_id in connection.cancelled_streams
+        connection.cancelled_streams.discard(invocation_id)
+        if task.cancelled() and cancelled_by_client:
+            # The client cancelled this stream: a final empty Completion, as .NET sends.
+            connection.write(CompletionMessage.empty(invocation_id))
+        for stream_id in message.stream_ids:
+            upload = connection.uploads.pop(stream_id, None)
+            if upload is not None:
+                upload.abandon()
 
     async def _run_stream(
         self,
@@ -370,14 +422,20 @@ class HubDispatcher:
             async for item in iterator:
                 connection.write(StreamItemMessage(invocation_id=invocation_id, item=item))
             connection.write(CompletionMessage.empty(invocation_id))
-        except asyncio.CancelledError:
-            if invocation_id not in connection.cancelled_streams:
-                raise
-            # The client cancelled this stream: a final empty Completion, as .NET sends.
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            connection.write(CompletionMessage.empty(invocation_id))
+        except asyncio.CancelledError as exc:
+            if _being_cancelled():
+                raise  # by the client (CancelInvocation) or the connection closing
+            failed = True
+            connection.write(
+                CompletionMessage.with_error(
+                    invocation_id,
+                    error_text(
+                        "An error occurred on the server while streaming results.",
+                        exc,
+                        self._options.enable_detailed_errors,
+                    ),
+                )
+            )
         except Exception as exc:
             failed = True
             if not isinstance(exc, HubException):
@@ -393,8 +451,6 @@ class HubDispatcher:
                 )
             )
         finally:
-            connection.streams.pop(invocation_id, None)
-            connection.cancelled_streams.discard(invocation_id)
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 try:
@@ -404,5 +460,5 @@ class HubDispatcher:
             for stream_id in message.stream_ids:
                 upload = connection.uploads.pop(stream_id, None)
                 if upload is not None:
-                    upload.complete()
+                    upload.abandon()
             self._observe(method.name, failed)

@@ -112,11 +112,13 @@ class HubConnectionHandler:
         ):
             connection.enable_stateful_reconnect(self._options.stateful_reconnect_buffer_size)
         connection.slots = asyncio.Semaphore(self._options.maximum_parallel_invocations_per_client)
-        await self._lifetime.on_connected(connection)
         self._observer.connected(connection)
         announced = False
         try:
             try:
+                # Inside the try: a backplane failure here still ends in _shutdown, which
+                # tells the lifetime manager to forget whatever it registered.
+                await self._lifetime.on_connected(connection)
                 await self._dispatcher.on_connected(connection)
                 announced = True
             except Exception as exc:
@@ -377,7 +379,7 @@ class HubConnectionHandler:
         """
         connection.closing.set()
         for upload in list(connection.uploads.values()):
-            upload.complete()
+            upload.abandon()
         connection.uploads.clear()
         for task in list(connection.streams.values()):
             task.cancel()

@@ -20,7 +20,6 @@ class HubOptions:
     enable_detailed_errors: bool = False
     maximum_parallel_invocations_per_client: int = 1
     stream_buffer_capacity: int = 10
-    client_result_timeout: float | None = None
     close_on_authentication_expiration: bool = True
     invocation_drain_timeout: float = 5.0
     stateful_reconnect_buffer_size: int = 1_048_576

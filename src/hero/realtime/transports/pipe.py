@@ -165,10 +165,6 @@ class InboundChannel:
         self._readable = _Wakeup()
         self._writable = _Wakeup()
 
-    @property
-    def eof(self) -> bool:
-        return self._eof
-
     async def feed(self, data: bytes) -> bool:
         """Append `data`, waiting while over the limit. False if the channel has ended."""
         while self._size >= self._limit and not self._eof:
@@ -180,6 +176,10 @@ class InboundChannel:
             self._size += len(data)
             self._readable.wake()
         return True
+
+    def has_room(self) -> bool:
+        """Whether `feed` would append without waiting."""
+        return self._size < self._limit
 
     def feed_eof(self) -> None:
         self._eof = True
@@ -228,7 +228,6 @@ class Connection:
         self.last_seen = self.created_at
         self.active_requests = 0
         self.disposed = False
-        self.close_reason: str | None = None
         self.poll_superseded: asyncio.Event | None = None
         self.stalled_writing = False
         # Stateful reconnect (SIGNALR.md 8): agreed at negotiate, switched on by the hub
@@ -237,6 +236,7 @@ class Connection:
         self.stateful_negotiated = False
         self.stateful = False
         self.suspended = False
+        self.resuming = False
         self.on_resume: Callable[[], None] | None = None
         self.socket_superseded: asyncio.Event | None = None
 
@@ -254,17 +254,15 @@ class Connection:
     async def receive(self) -> bytes | None:
         return await self.inbound.receive()
 
-    def close(self, reason: str | None = None) -> None:
+    def close(self) -> None:
         """The application side is done: flush what is queued, then end the transport."""
-        if reason and self.close_reason is None:
-            self.close_reason = reason
         self.outbound.close()
 
     def stalled(self) -> None:
         """A write to the client blocked past the transport send timeout: the client is not
         reading. The connection ends like one whose client left (a slow consumer)."""
         self.stalled_writing = True
-        self.close("The client did not read its data in time.")
+        self.close()
         self.client_gone()
 
     def client_gone(self) -> None:
