@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import socket
 import sys
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -153,7 +155,26 @@ def _preflight(settings: Settings) -> None:
     asyncio.run(preflight(settings))
 
 
+def _token_arguments(args: argparse.Namespace) -> tuple[uuid.UUID, float | None] | str:
+    """The user id and TTL of `hero token`, or the one-line problem with them."""
+    try:
+        user_id = uuid.UUID(args.user_id)
+    except ValueError:
+        return f"--user-id must be a UUID (got {args.user_id!r})"
+    if user_id.int == 0:
+        return "--user-id must not be the nil UUID"
+    ttl: float | None = args.ttl
+    if ttl is not None and not (math.isfinite(ttl) and ttl > 0):
+        return f"--ttl must be a positive number of seconds (got {ttl:g})"
+    return user_id, ttl
+
+
 def _cmd_token(args: argparse.Namespace) -> int:
+    checked = _token_arguments(args)
+    if isinstance(checked, str):
+        print(f"hero: {checked}", file=sys.stderr)
+        return EXIT_CONFIG
+    user_id, ttl_argument = checked
     settings = _load(args.config)
     if not settings.jwt.has_signing_key:
         print(
@@ -162,12 +183,12 @@ def _cmd_token(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    ttl = args.ttl if args.ttl is not None else settings.jwt.access_token_minutes * 60
+    ttl = ttl_argument if ttl_argument is not None else settings.jwt.access_token_minutes * 60
     token = mint_token(
         settings.jwt.signing_key,
         settings.jwt.issuer,
         settings.jwt.audience,
-        args.user_id,
+        user_id,
         name=args.name,
         tenant=args.tenant,
         roles=args.role or (),

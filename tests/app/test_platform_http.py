@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from hero.auth import mint_token
 from hero.platform.app import create_app
 from hero.platform.settings import Settings, load_settings
+from tests.support.valkey import free_port
 
 KEY = "unit-test-signing-key-0123456789abcdef"
 ALLOWED = "https://app.example.com"
@@ -35,8 +37,13 @@ def _token(user: uuid.UUID | None = None) -> str:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(_settings())
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+    finally:
+        # Close the pooled SQLite connection in this test's loop: left to the garbage
+        # collector, its worker thread reports to a closed loop during a later test.
+        await app.state.platform.database.aclose()
 
 
 async def test_negotiate_without_token_is_401_problem_json(client: httpx.AsyncClient) -> None:
@@ -64,14 +71,15 @@ async def test_query_token_is_ignored_outside_hub_and_notifications(
     client: httpx.AsyncClient,
 ) -> None:
     token = _token()
-    ignored = await client.get(f"/api/v1/realtime/presence?userIds=a&access_token={token}")
+    user = str(uuid.uuid4())
+    ignored = await client.get(f"/api/v1/realtime/presence?userIds={user}&access_token={token}")
     assert ignored.status_code == 401
     assert ignored.headers["content-type"] == "application/problem+json"
     ok = await client.get(
-        "/api/v1/realtime/presence?userIds=a", headers={"Authorization": f"Bearer {token}"}
+        f"/api/v1/realtime/presence?userIds={user}", headers={"Authorization": f"Bearer {token}"}
     )
     assert ok.status_code == 200
-    assert ok.json() == [{"userId": "a", "online": False}]
+    assert ok.json() == [{"userId": user, "online": False}]
 
 
 async def test_nil_user_id_token_is_refused(client: httpx.AsyncClient) -> None:
@@ -148,3 +156,118 @@ async def test_realtime_switches() -> None:
                 "/realtime/hub/negotiate", headers={"Authorization": f"Bearer {_token()}"}
             )
         assert response.status_code == expected
+
+
+# ------------------------------------------------------------------ presence endpoint
+
+
+def _bearer(token: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token or _token()}"}
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        "a",
+        "not-a-uuid",
+        f"sub:{uuid.uuid4()}",  # the key would be ...u:{tenant}:sub:{uuid}: tenant `...:sub`
+        f"{uuid.uuid4()},x",
+        f"{uuid.uuid4()}:x",
+    ],
+)
+async def test_presence_user_ids_must_be_uuids(client: httpx.AsyncClient, ids: str) -> None:
+    response = await client.get(
+        "/api/v1/realtime/presence", params={"userIds": ids}, headers=_bearer()
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 400
+
+
+async def test_presence_user_ids_are_normalised_to_lowercase_uuids(
+    client: httpx.AsyncClient,
+) -> None:
+    user = uuid.uuid4()
+    response = await client.get(
+        "/api/v1/realtime/presence",
+        params={"userIds": f" {str(user).upper()} ,{user.hex}"},
+        headers=_bearer(),
+    )
+    assert response.status_code == 200
+    assert response.json() == [{"userId": str(user), "online": False}] * 2
+
+
+async def test_presence_sees_only_the_callers_tenant_even_with_a_crafted_id() -> None:
+    app = create_app(_settings())
+    platform = app.state.platform
+    victim = uuid.uuid4()
+    # A user of tenant "acme:sub" is online; a caller of tenant "acme" asks for "sub:{id}".
+    await platform.presence.connected("acme:sub", victim, "victim-conn")
+    token = mint_token(KEY, "hero.local", "hero.clients", uuid.uuid4(), tenant="acme")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
+        crafted = await c.get(
+            "/api/v1/realtime/presence",
+            params={"userIds": f"sub:{victim}"},
+            headers=_bearer(token),
+        )
+        same_tenant = await c.get(
+            "/api/v1/realtime/presence",
+            params={"userIds": str(victim)},
+            headers=_bearer(
+                mint_token(KEY, "hero.local", "hero.clients", uuid.uuid4(), tenant="acme:sub")
+            ),
+        )
+    assert crafted.status_code == 400
+    assert same_tenant.json() == [{"userId": str(victim), "online": True}]
+
+
+async def test_presence_is_503_problem_json_when_valkey_is_down() -> None:
+    app = create_app(_settings(CachingOptions__Redis=f"127.0.0.1:{free_port()}"))
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as c:
+            response = await c.get(
+                "/api/v1/realtime/presence",
+                params={"userIds": str(uuid.uuid4())},
+                headers=_bearer(),
+            )
+    finally:
+        await app.state.platform.valkey.aclose()
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 503
+
+
+# ------------------------------------------------------------------ readiness
+
+
+async def test_ready_shows_only_the_database_error_type(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "missing-dir" / "hero.db"
+    app = create_app(_settings(DatabaseOptions__ConnectionString=f"sqlite+aiosqlite:///{missing}"))
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as c:
+            response = await c.get("/health/ready")
+    finally:
+        await app.state.platform.database.aclose()
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == "unavailable: OperationalError"
+    assert "unable to open" not in response.text
+    assert "unable to open" in caplog.text  # the details are logged
+
+
+# ------------------------------------------------------------------ the platform's cache
+
+
+async def test_the_platform_cache_is_unprefixed_so_contract_keys_are_exact() -> None:
+    app = create_app(_settings(CachingOptions__Redis=f"127.0.0.1:{free_port()}"))
+    try:
+        assert app.state.platform.cache.key_prefix == ""
+    finally:
+        await app.state.platform.valkey.aclose()

@@ -385,10 +385,11 @@ async def test_platform_instances_share_user_groups_presence_and_typing_throttle
     assert agent.args_of("O", TYPING) == agent.args_of("S", TYPING) == []  # not members
     assert await metric(one, "hero_typing_throttle_hits_total") == 0
     assert await metric(two, "hero_typing_throttle_hits_total") == 1
-    claim_key = f"hero:chat:typing:{channel}:{u.uid}"  # in this test's own database
+    claim_key = f"chat:typing:{channel}:{u.uid}"  # exactly CONTRACT.md's key, own database
     client: Any = valkey.Valkey.from_url(valkey_db, socket_timeout=10 * UNIT)
     try:
         assert client.pttl(claim_key) > 0
+        assert client.exists(f"hero:{claim_key}") == 0
     finally:
         client.close()
 

@@ -10,12 +10,14 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 
+from hero.auth import JwtValidator
 from tests.integration.platform_app import REPO, clean_environ, hero_serve
 from tests.support.servers import RunningServer
 
@@ -76,6 +78,63 @@ def test_unusable_database_url_is_one_line_and_exit_2(tmp_path: Path, unit: floa
     lines = stderr_lines(result)
     assert len(lines) == 1, lines
     assert lines[0].startswith("hero: configuration error: DatabaseOptions:ConnectionString")
+
+
+def test_database_url_with_a_bad_port_is_one_line_without_the_password(
+    tmp_path: Path, unit: float
+) -> None:
+    result = run_hero_cli(
+        ["serve", "--port", "0"],
+        tmp_path,
+        unit,
+        {"DatabaseOptions__ConnectionString": "postgresql+asyncpg://u:s3cr3t-pw@h:notaport/db"},
+    )
+    assert result.returncode == EXIT_CONFIG
+    lines = stderr_lines(result)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("hero: configuration error: DatabaseOptions:ConnectionString")
+    assert "s3cr3t-pw" not in result.stderr + result.stdout
+
+
+TOKEN_KEY = "cli-test-signing-key-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--user-id", "not-a-uuid"], "--user-id must be a UUID"),
+        (["--user-id", "00000000-0000-0000-0000-000000000000"], "--user-id must not be the nil"),
+        (["--user-id", "9f1c5e8e-3b1a-4c2e-9a57-6d1f2b3c4d5e", "--ttl", "-1"], "--ttl must be"),
+        (["--user-id", "9f1c5e8e-3b1a-4c2e-9a57-6d1f2b3c4d5e", "--ttl", "0"], "--ttl must be"),
+        (["--user-id", "9f1c5e8e-3b1a-4c2e-9a57-6d1f2b3c4d5e", "--ttl", "inf"], "--ttl must be"),
+    ],
+)
+def test_token_arguments_are_checked_in_one_line(
+    tmp_path: Path, unit: float, args: list[str], problem: str
+) -> None:
+    result = run_hero_cli(["token", *args], tmp_path, unit, {"JwtOptions__SigningKey": TOKEN_KEY})
+    assert result.returncode == EXIT_CONFIG
+    assert result.stdout == ""
+    lines = stderr_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"hero: {problem}")
+
+
+def test_token_for_a_valid_user_id_and_ttl(tmp_path: Path, unit: float) -> None:
+    user = "9F1C5E8E-3B1A-4C2E-9A57-6D1F2B3C4D5E"
+    result = run_hero_cli(
+        ["token", "--user-id", user, "--ttl", "60"],
+        tmp_path,
+        unit,
+        {"JwtOptions__SigningKey": TOKEN_KEY},
+    )
+    assert result.returncode == 0, result.stderr
+    principal = JwtValidator("hero.local", "hero.clients", TOKEN_KEY).validate(
+        result.stdout.strip()
+    )
+    assert str(principal.user_id) == user.lower()
+    assert principal.expires_at is not None
+    assert 0 < principal.expires_at - time.time() <= 61
 
 
 def test_bare_serve_prints_where_it_listens_and_warns_about_the_dev_key(

@@ -50,3 +50,33 @@ async def test_unreachable_database_fails_the_check(tmp_path: Path) -> None:
 def test_unknown_driver_is_a_clear_error() -> None:
     with pytest.raises(DatabaseError, match="nosuchdriver"):
         Database("nosuchdriver://x/y")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://u:s3cr3t-pw@h:notaport/db",
+        "sqlite+aiosqlite://u:s3cr3t-pw@h:1/hero.db",
+        "postgresql+asyncpg//u:s3cr3t-pw@h/db",
+    ],
+)
+def test_a_malformed_url_is_a_database_error_without_the_password(url: str) -> None:
+    with pytest.raises(DatabaseError) as raised:
+        Database(url)
+    assert "s3cr3t-pw" not in str(raised.value)
+
+
+async def test_check_failures_name_their_kind(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'hero.db'}")
+    try:
+        with pytest.raises(DatabaseError) as raised:
+            await db.check()
+    finally:
+        await db.aclose()
+    assert raised.value.kind == "OperationalError"
+    assert DatabaseError("plain").kind == "DatabaseError"
+
+
+def test_a_malformed_query_option_is_a_database_error() -> None:
+    with pytest.raises(DatabaseError, match="could not convert"):
+        Database("sqlite+aiosqlite:///hero.db?timeout=abc")

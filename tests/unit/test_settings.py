@@ -249,6 +249,23 @@ def test_origins_are_normalised() -> None:
     assert settings.cors.allowed_origins == ("https://app.example.com",)
 
 
+def test_default_ports_are_dropped_from_origins() -> None:
+    settings = load_settings(
+        None,
+        {
+            "Cors__AllowedOrigins": "https://a.example.com:443, http://b.example.com:80,"
+            " https://c.example.com:80, http://d.example.com:443, http://[::1]:80"
+        },
+    )
+    assert settings.cors.allowed_origins == (
+        "https://a.example.com",
+        "http://b.example.com",
+        "https://c.example.com:80",
+        "http://d.example.com:443",
+        "http://[::1]",
+    )
+
+
 def test_list_and_single_value_together_is_an_error() -> None:
     text = error_of(
         None, Cors__AllowedOrigins="https://a.example.com", Cors__AllowedOrigins__0="https://b.c"

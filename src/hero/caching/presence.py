@@ -3,7 +3,10 @@
 Each connection is a :class:`PresenceEntry` with an expiry, refreshed by its instance's
 heartbeat. A user is online while at least one unexpired entry exists. An instance that
 crashes stops refreshing; its entries expire and :meth:`PresenceStore.sweep` on any surviving
-instance removes them and reports the user offline, so nobody stays online forever.
+instance removes them and reports the user offline, so nobody stays online forever. A
+refresh re-creates an entry that is missing (the server restarted or was flushed, or the
+heartbeat came late and a sweep removed it) and reports the users that it brought back online,
+so presence recovers by itself.
 
 :class:`MemoryPresenceStore` serves a single instance; :class:`ValkeyPresenceStore` shares the
 entries through Valkey, with expiries taken from the server's clock. Announcing the changes
@@ -17,6 +20,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from hero.caching.valkey import _translate_errors
 
 __all__ = ["MemoryPresenceStore", "PresenceEntry", "PresenceStore", "ValkeyPresenceStore"]
 
@@ -40,8 +45,12 @@ class PresenceStore(ABC):
         """Remove an entry. True when it existed and the user has no live entry left."""
 
     @abstractmethod
-    async def refresh(self, entries: Iterable[PresenceEntry], ttl: float) -> None:
-        """Push the expiry of existing entries forward (heartbeat)."""
+    async def refresh(self, entries: Iterable[PresenceEntry], ttl: float) -> list[tuple[str, str]]:
+        """Set each entry's expiry to now + ``ttl``, re-adding entries that are gone (heartbeat).
+
+        Returns (tenant, user), once each in first-seen order, for the users that had no live
+        entry before this call and have one now (they went online again).
+        """
 
     @abstractmethod
     async def sweep(self) -> list[tuple[str, str]]:
@@ -84,12 +93,20 @@ class MemoryPresenceStore(PresenceStore):
         self._users.pop(key, None)
         return True
 
-    async def refresh(self, entries: Iterable[PresenceEntry], ttl: float) -> None:
+    async def refresh(self, entries: Iterable[PresenceEntry], ttl: float) -> list[tuple[str, str]]:
         now = self._clock()
+        seen: set[tuple[str, str]] = set()
+        online: list[tuple[str, str]] = []
         for entry in entries:
-            conns = self._users.get((entry.tenant_id, entry.user_id))
-            if conns is not None and entry.connection_id in conns:
-                conns[entry.connection_id] = now + ttl
+            key = (entry.tenant_id, entry.user_id)
+            if key not in seen:
+                seen.add(key)
+                live = self._live(key, now)
+                if not live:
+                    online.append(key)
+                self._users[key] = live
+            self._users[key][entry.connection_id] = now + ttl
+        return online
 
     async def sweep(self) -> list[tuple[str, str]]:
         now = self._clock()
@@ -133,19 +150,33 @@ if removed == 1 and redis.call('ZCARD', KEYS[1]) == 0 then return 1 end
 return 0
 """
 
+# Members of the index are `tenant\nuser\nconn`. The user id is a UUID and the connection id
+# is base64url, so neither holds a newline: the members are parsed from the right and the
+# tenant is everything before.
 _REFRESH = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local exp = now + tonumber(ARGV[1])
+local ttl = tonumber(ARGV[1])
+local exp = now + ttl
+local seen = {}
+local online = {}
 for i = 2, #ARGV, 2 do
   local ukey = ARGV[i]
   local member = ARGV[i + 1]
-  local conn = string.match(member, '[^\\n]*$')
-  redis.call('ZADD', ukey, 'XX', exp, conn)
-  redis.call('PEXPIRE', ukey, tonumber(ARGV[1]) * 2)
-  redis.call('ZADD', KEYS[1], 'XX', exp, member)
+  local tenant, user, conn = string.match(member, '^(.*)\\n([^\\n]*)\\n([^\\n]*)$')
+  if not seen[ukey] then
+    seen[ukey] = true
+    redis.call('ZREMRANGEBYSCORE', ukey, '-inf', now)
+    if redis.call('ZCARD', ukey) == 0 then
+      table.insert(online, tenant)
+      table.insert(online, user)
+    end
+  end
+  redis.call('ZADD', ukey, exp, conn)
+  redis.call('PEXPIRE', ukey, ttl * 2)
+  redis.call('ZADD', KEYS[1], exp, member)
 end
-return 0
+return online
 """
 
 _SWEEP = """
@@ -155,7 +186,7 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 50
 local offline = {}
 for _, member in ipairs(expired) do
   if redis.call('ZREM', KEYS[1], member) == 1 then
-    local tenant, user, conn = string.match(member, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$')
+    local tenant, user, conn = string.match(member, '^(.*)\\n([^\\n]*)\\n([^\\n]*)$')
     local ukey = ARGV[1] .. tenant .. ':' .. user
     redis.call('ZREM', ukey, conn)
     redis.call('ZREMRANGEBYSCORE', ukey, '-inf', now)
@@ -169,9 +200,18 @@ return offline
 """
 
 
+REFRESH_BATCH = 500
+"""Entries per refresh script call, so one heartbeat of many connections does not block the
+server for long."""
+
+
 class ValkeyPresenceStore(PresenceStore):
     """Cluster-wide store on Valkey: one sorted set per user (connection -> expiry ms) and
-    one index of every entry, so any instance can sweep what a crashed one left."""
+    one index of every entry, so any instance can sweep what a crashed one left.
+
+    Failures raise :class:`~hero.caching.CacheUnavailableError` (connection, timeout) or
+    :class:`~hero.caching.CacheError`, as :class:`~hero.caching.ValkeyCache` does.
+    """
 
     def __init__(self, client: Any, key_prefix: str = "hero:") -> None:
         self._client = client
@@ -189,41 +229,54 @@ class ValkeyPresenceStore(PresenceStore):
     def _member(entry: PresenceEntry) -> str:
         return f"{entry.tenant_id}\n{entry.user_id}\n{entry.connection_id}"
 
+    @staticmethod
+    def _pairs(flat: Any) -> list[tuple[str, str]]:
+        values = [v.decode() if isinstance(v, bytes) else str(v) for v in flat]
+        return list(zip(values[::2], values[1::2], strict=True))
+
     async def add(self, entry: PresenceEntry, ttl: float) -> bool:
         key = self._user_key(entry.tenant_id, entry.user_id)
-        result = await self._add(
-            keys=[key, self._index],
-            args=[entry.connection_id, int(ttl * 1000), self._member(entry)],
-        )
+        with _translate_errors:
+            result = await self._add(
+                keys=[key, self._index],
+                args=[entry.connection_id, int(ttl * 1000), self._member(entry)],
+            )
         return int(result) == 1
 
     async def remove(self, entry: PresenceEntry) -> bool:
         key = self._user_key(entry.tenant_id, entry.user_id)
-        result = await self._remove(
-            keys=[key, self._index], args=[entry.connection_id, self._member(entry)]
-        )
+        with _translate_errors:
+            result = await self._remove(
+                keys=[key, self._index], args=[entry.connection_id, self._member(entry)]
+            )
         return int(result) == 1
 
-    async def refresh(self, entries: Iterable[PresenceEntry], ttl: float) -> None:
-        args: list[Any] = [int(ttl * 1000)]
-        for entry in entries:
-            args += [self._user_key(entry.tenant_id, entry.user_id), self._member(entry)]
-        if len(args) > 1:
-            await self._refresh(keys=[self._index], args=args)
+    async def refresh(self, entries: Iterable[PresenceEntry], ttl: float) -> list[tuple[str, str]]:
+        batch = list(entries)
+        online: list[tuple[str, str]] = []
+        for start in range(0, len(batch), REFRESH_BATCH):
+            args: list[Any] = [int(ttl * 1000)]
+            for entry in batch[start : start + REFRESH_BATCH]:
+                args += [self._user_key(entry.tenant_id, entry.user_id), self._member(entry)]
+            with _translate_errors:
+                flat = await self._refresh(keys=[self._index], args=args)
+            online += self._pairs(flat)
+        return online
 
     async def sweep(self) -> list[tuple[str, str]]:
-        flat = await self._sweep(keys=[self._index], args=[self._user_prefix])
-        values = [v.decode() if isinstance(v, bytes) else str(v) for v in flat]
-        return list(zip(values[::2], values[1::2], strict=True))
+        with _translate_errors:
+            flat = await self._sweep(keys=[self._index], args=[self._user_prefix])
+        return self._pairs(flat)
 
     async def online(self, tenant_id: str, user_ids: Iterable[str]) -> dict[str, bool]:
         ids = list(user_ids)
         if not ids:
             return {}
-        now_s, now_us = await self._client.time()
-        now_ms = int(now_s) * 1000 + int(now_us) // 1000
-        async with self._client.pipeline(transaction=False) as pipe:
-            for user in ids:
-                pipe.zcount(self._user_key(tenant_id, user), now_ms + 1, "+inf")
-            counts = await pipe.execute()
+        with _translate_errors:
+            now_s, now_us = await self._client.time()
+            now_ms = int(now_s) * 1000 + int(now_us) // 1000
+            async with self._client.pipeline(transaction=False) as pipe:
+                for user in ids:
+                    pipe.zcount(self._user_key(tenant_id, user), now_ms + 1, "+inf")
+                counts = await pipe.execute()
         return {user: int(count) > 0 for user, count in zip(ids, counts, strict=True)}

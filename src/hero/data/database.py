@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.engine import make_url
@@ -27,7 +28,23 @@ schema_table = Table(
 
 
 class DatabaseError(Exception):
-    """The database is unreachable, misconfigured, or newer than this code."""
+    """The database is unreachable, misconfigured, or newer than this code.
+
+    `kind` names what failed without details (the underlying exception's type name, else
+    ``DatabaseError``): safe to show to anonymous callers, unlike the message.
+    """
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind or type(self).__name__
+
+
+def _without_password(text: str, url: str) -> str:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return text.replace(password, "***") if password else text
 
 
 class Database:
@@ -41,8 +58,10 @@ class Database:
     def __init__(self, url: str) -> None:
         try:
             parsed = make_url(url)
-        except ArgumentError as exc:
-            raise DatabaseError(f"not a SQLAlchemy URL: {exc}") from None
+        except (ArgumentError, ValueError) as exc:
+            # ValueError: a malformed part, such as a port that is not a number.
+            detail = _without_password(str(exc), url)
+            raise DatabaseError(f"not a SQLAlchemy URL: {detail}") from None
         self.url = parsed
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         connect_args: dict[str, object] = {"timeout": 15} if self.is_sqlite else {}
@@ -50,8 +69,10 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(
                 parsed, connect_args=connect_args, pool_pre_ping=not self.is_sqlite
             )
-        except (ArgumentError, ImportError) as exc:
-            raise DatabaseError(f"cannot use {parsed.drivername!r}: {exc}") from None
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            # ValueError: a query option of the wrong form, such as ?timeout=abc.
+            detail = _without_password(str(exc), url)
+            raise DatabaseError(f"cannot use {parsed.drivername!r}: {detail}") from None
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -90,7 +111,7 @@ class Database:
                     await connection.execute(schema_table.update().values(version=SCHEMA_VERSION))
                 return SCHEMA_VERSION
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"{type(exc).__name__}: {exc}") from None
+            raise DatabaseError(f"{type(exc).__name__}: {exc}", kind=type(exc).__name__) from None
 
     async def check(self, timeout: float = 2.0) -> None:
         """Raise DatabaseError unless a trivial query answers within `timeout` seconds."""
@@ -98,7 +119,7 @@ class Database:
             async with asyncio.timeout(timeout), self.engine.connect() as connection:
                 await connection.exec_driver_sql("SELECT 1")
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            raise DatabaseError(f"{type(exc).__name__}: {exc}") from None
+            raise DatabaseError(f"{type(exc).__name__}: {exc}", kind=type(exc).__name__) from None
 
     async def aclose(self) -> None:
         await self.engine.dispose()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from hero.auth import JwtValidator, Principal
 from hero.caching import (
     Cache,
+    CacheError,
     MemoryCache,
     MemoryPresenceStore,
     PresenceStore,
@@ -42,6 +44,7 @@ from hero.platform.web import (
     Authenticator,
     PrincipalMiddleware,
     authenticated,
+    origin_allowed_for,
     origin_checker,
     problem,
 )
@@ -59,6 +62,9 @@ logger = logging.getLogger("hero.platform")
 
 HUB_PATHS = ("/realtime/hub", "/api/v1/realtime/hub")
 KEY_PREFIX = "hero:"
+"""Prefix of the presence keys and the backplane channels. The platform's Cache has none:
+CONTRACT.md names its keys exactly (the typing claim is `chat:typing:{channelId}:{userId}`)."""
+MAX_PRESENCE_IDS = 500
 
 
 @dataclass
@@ -182,11 +188,14 @@ def create_app(
     validator = JwtValidator(settings.jwt.issuer, settings.jwt.audience, settings.jwt.signing_key)
     authenticator = Authenticator(validator)
     origin_allowed = origin_checker(settings.cors.allowed_origins, settings.cors.allow_all)
+    # WebSocket upgrades also accept the request's own origin (the page at `/`); the
+    # endpoint applies that part once it passes the scope along with the origin.
+    websocket_origin_allowed = origin_allowed_for(origin_allowed)
 
     database = Database(settings.database.connection_string)
     redis_url = settings.caching.redis_url()
     valkey = create_valkey_client(redis_url) if redis_url else None
-    cache: Cache = ValkeyCache(valkey, KEY_PREFIX) if valkey is not None else MemoryCache()
+    cache: Cache = ValkeyCache(valkey) if valkey is not None else MemoryCache()
     store: PresenceStore = (
         ValkeyPresenceStore(valkey, KEY_PREFIX) if valkey is not None else MemoryPresenceStore()
     )
@@ -202,7 +211,7 @@ def create_app(
             options=hub_options(settings, worker_processes=worker_processes),
             lifetime_manager=lifetime_manager(valkey, "AppHub"),
             authenticate=authenticator.identity,
-            origin_allowed=origin_allowed,
+            origin_allowed=websocket_origin_allowed,
             hub_factory=lambda: hub_type(services_box[0]),
             connection_observer=metrics,
             invocation_observer=metrics,
@@ -226,12 +235,24 @@ def create_app(
 
     async def presence_endpoint(request: Request, principal: Principal) -> Response:
         raw = request.query_params.get("userIds", "")
-        ids = [part.strip().lower() for part in raw.split(",") if part.strip()]
-        if len(ids) > 500:
-            return problem(400, "Too many user ids", "At most 500 userIds per request.")
+        parts = [part.strip() for part in raw.split(",") if part.strip()]
+        if len(parts) > MAX_PRESENCE_IDS:
+            return problem(
+                400, "Too many user ids", f"At most {MAX_PRESENCE_IDS} userIds per request."
+            )
+        ids: list[str] = []
+        for part in parts:
+            try:
+                ids.append(str(uuid.UUID(part)))
+            except ValueError:
+                return problem(400, "Invalid user id", "userIds must be UUIDs.")
         if presence is None:
             return JSONResponse([{"userId": u, "online": False} for u in ids])
-        online = await presence.online(principal.tenant_id, ids)
+        try:
+            online = await presence.online(principal.tenant_id, ids)
+        except CacheError as exc:
+            logger.warning("presence lookup failed: %s: %s", type(exc).__name__, exc)
+            return problem(503, "Presence unavailable", "Presence is temporarily unavailable.")
         return JSONResponse([{"userId": u, "online": online[u]} for u in ids])
 
     async def live(request: Request) -> Response:
@@ -245,7 +266,8 @@ def create_app(
             checks["database"] = "ok"
         except DatabaseError as exc:
             healthy = False
-            checks["database"] = f"unavailable: {exc}"
+            logger.warning("readiness: the database is unavailable: %s", exc)
+            checks["database"] = f"unavailable: {exc.kind}"
         if valkey is not None:
             try:
                 async with asyncio.timeout(2):
@@ -253,6 +275,7 @@ def create_app(
                 checks["valkey"] = "ok"
             except Exception as exc:
                 healthy = False
+                logger.warning("readiness: Valkey is unavailable: %s: %s", type(exc).__name__, exc)
                 checks["valkey"] = f"unavailable: {type(exc).__name__}"
         return JSONResponse(
             {"status": "ready" if healthy else "unavailable", "checks": checks},

@@ -245,6 +245,9 @@ class JwtOptions(BaseModel):
         return self
 
 
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
 def _normalize_origin(origin: str) -> str:
     problem = (
         "must be an origin like https://app.example.com (scheme://host[:port], no path); "
@@ -264,8 +267,11 @@ def _normalize_origin(origin: str) -> str:
         port = parts.port
     except ValueError:
         raise ValueError(problem) from None
+    scheme = parts.scheme.lower()
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+    if port == _DEFAULT_PORTS[scheme]:
+        port = None  # browsers never send the default port: https://x:443 is https://x
+    return f"{scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
 def _to_origin(value: object) -> object:
@@ -278,7 +284,8 @@ class CorsOptions(BaseModel):
     """``Cors``: credentialed CORS is always on; these choose which origins are echoed.
 
     Invariant: every entry of ``allowed_origins`` is a normalised ``scheme://host[:port]``
-    (lower-case scheme and host, no trailing slash).
+    (lower-case scheme and host, no trailing slash, no default port: ``:80`` for http,
+    ``:443`` for https).
     """
 
     model_config = ConfigDict(
