@@ -455,11 +455,6 @@ async def test_websocket_origin_with_the_default_port_matches_the_allow_list(
     assert refused.value.response.status_code == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs src/hero/realtime/endpoint/dispatcher.py to pass the scope to the origin "
-    "check (`allowed(origin, scope)`); remove this marker with that change",
-)
 async def test_websocket_from_the_servers_own_page_is_accepted(
     hero: RunningServer, unit: float
 ) -> None:

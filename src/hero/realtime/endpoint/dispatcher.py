@@ -40,7 +40,9 @@ from hero.realtime.transports.websockets import run_websocket
 Authenticator = Callable[[Scope], Awaitable[Identity | None]]
 """Returns the caller's identity, or None when the request is not authenticated."""
 
-OriginCheck = Callable[[str], bool]
+OriginCheck = Callable[[str, Scope], bool]
+"""Whether a WebSocket upgrade from this Origin may proceed (the request's scope is given
+so a checker can allow the server's own origin)."""
 
 _JSON = b"application/json"
 _PROBLEM = b"application/problem+json"
@@ -215,7 +217,7 @@ class ConnectionEndpoint:
             return
         origin = header(scope, b"origin")
         allowed = self._origin_allowed
-        if origin is not None and allowed is not None and not allowed(origin):
+        if origin is not None and allowed is not None and not allowed(origin, scope):
             await reject_websocket(scope, send, 403, b"Origin not allowed")
             return
         token = _query(scope).get("id")
