@@ -283,27 +283,13 @@ class HubDispatcher:
         try:
             hub = self._activate(connection)
             result = await method.function(hub, *args)
-        except asyncio.CancelledError as exc:
-            if _being_cancelled():
+        except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and _being_cancelled():
                 raise
-            # The method let a CancelledError out without being cancelled itself (it
-            # awaited something another task cancelled): an error like any other.
+            # (A CancelledError the method let out without being cancelled itself, e.g. from
+            # awaiting something another task cancelled, is an error like any other.)
             failed = True
-            if invocation_id:
-                connection.write(
-                    CompletionMessage.with_error(
-                        invocation_id,
-                        error_text(
-                            f"An unexpected error occurred invoking '{message.target}' "
-                            "on the server.",
-                            exc,
-                            self._options.enable_detailed_errors,
-                        ),
-                    )
-                )
-        except Exception as exc:
-            failed = True
-            if not isinstance(exc, HubException | ClientResultError):
+            if not isinstance(exc, HubException | ClientResultError | asyncio.CancelledError):
                 logger.exception("hub method %s failed", method.name)
             if invocation_id:
                 connection.write(
