@@ -144,3 +144,29 @@ async def test_a_server_side_dispatch_failure_closes_only_that_connection() -> N
         assert victim.close_error == "Connection closed with an error."
         assert victim.close_allow_reconnect
         assert await bystander.invoke("Echo", "still here") == "still here"
+
+
+async def test_concurrent_streams_per_connection_are_bounded() -> None:
+    server = HubServer(
+        ConformanceHub,
+        options=HubServerOptions(hub=HubOptions(maximum_concurrent_streams=2)),
+    )
+    async with HubTestClient(
+        app_for(server), "/hub", transport="WebSockets", timeout=TIMEOUT
+    ) as client:
+        open_streams = [client.stream("Counter", 1000, 50) for _ in range(2)]
+        for stream in open_streams:
+            assert await anext(stream) == 0  # both running
+        with pytest.raises(HubInvocationError) as refused:
+            await anext(client.stream("Counter", 1, 0))
+        assert str(refused.value).endswith("HubException: Too many concurrent streams (at most 2).")
+        for stream in open_streams:
+            await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+        # Once they are cancelled, a new stream may start again.
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                try:
+                    assert await anext(client.stream("Counter", 1, 0)) == 0
+                    break
+                except HubInvocationError:
+                    await asyncio.sleep(0.01)  # the cancellations are still landing

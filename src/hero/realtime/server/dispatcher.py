@@ -181,6 +181,19 @@ class HubDispatcher:
     ) -> list[Any] | None:
         target = message.target
         invocation_id = message.invocation_id
+        opening = len(message.stream_ids) + (1 if method.is_streaming else 0)
+        limit = self._options.maximum_concurrent_streams
+        if opening and len(connection.streams) + len(connection.uploads) + opening > limit:
+            if invocation_id:
+                connection.write(
+                    CompletionMessage.with_error(
+                        invocation_id,
+                        f"An unexpected error occurred invoking '{target}' on the server. "
+                        f"HubException: Too many concurrent streams (at most {limit}).",
+                    )
+                )
+            self._observe(method.name, True)
+            return None
         if len(message.stream_ids) != method.stream_count:
             if invocation_id:
                 connection.write(

@@ -22,6 +22,10 @@ class HubOptions:
     stream_buffer_capacity: int = 10
     close_on_authentication_expiration: bool = True
     invocation_drain_timeout: float = 5.0
+    maximum_concurrent_streams: int = 100
+    """Streams (server-to-client) plus upload streams open at once on one connection. They
+    run outside the one-invocation slot, so without a bound one client could start any
+    number of them; past it, the invocation gets an error Completion."""
     stateful_reconnect_buffer_size: int = 1_048_576
     """Bytes of unacknowledged messages kept per stateful connection. .NET's default is
     100 000 and its sends wait when it is full; hero's writes never wait, so a client that
