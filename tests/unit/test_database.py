@@ -1,39 +1,40 @@
-"""hero.data.Database on a real SQLite file."""
+"""hero.data.Database on a real SQLite file: migrations, checks, clear errors."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import text
 
-from hero.data import SCHEMA_VERSION, Database, DatabaseError
-from hero.data.database import schema_table
+from hero.data import Database, DatabaseError
+from hero.platform.schema import platform_schema
 
 
 async def test_migrate_creates_the_file_and_is_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "hero.db"
     db = Database(f"sqlite+aiosqlite:///{path}")
+    schema = platform_schema()
     try:
-        assert await db.migrate() == SCHEMA_VERSION
-        assert await db.migrate() == SCHEMA_VERSION
+        assert await db.migrate(schema) == schema.heads()
+        assert await db.migrate(schema) == schema.heads()
         await db.check()
         async with db.connect() as connection:
-            rows = (await connection.execute(select(schema_table))).all()
-        assert [(r.id, r.version) for r in rows] == [(1, SCHEMA_VERSION)]
+            mode = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+        assert mode == "wal"
     finally:
         await db.aclose()
     assert path.is_file()
 
 
-async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+async def test_a_revision_this_hero_does_not_know_is_refused(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'hero.db'}")
     try:
-        await db.migrate()
+        await db.migrate(platform_schema())
         async with db.connect() as connection:
-            await connection.execute(schema_table.update().values(version=SCHEMA_VERSION + 1))
-        with pytest.raises(DatabaseError, match="newer than this hero"):
-            await db.migrate()
+            await connection.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+        with pytest.raises(DatabaseError, match="newer version"):
+            await db.migrate(platform_schema())
     finally:
         await db.aclose()
 

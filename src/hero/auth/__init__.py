@@ -11,7 +11,7 @@ from hero.auth.extraction import (
     extract_token,
     path_is_under,
 )
-from hero.auth.principal import DEFAULT_TENANT, Principal
+from hero.auth.principal import DEFAULT_TENANT, PRINCIPAL_SCOPE_KEY, Principal
 from hero.auth.redaction import REDACTED, RedactTokensFilter, redact_query
 from hero.auth.tokens import (
     DEFAULT_LEEWAY_SECONDS,
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_TENANT",
     "MIN_SIGNING_KEY_LENGTH",
     "NAME_CLAIMS",
+    "PRINCIPAL_SCOPE_KEY",
     "QUERY_TOKEN_PARAMETER",
     "REDACTED",
     "ROLE_CLAIMS",

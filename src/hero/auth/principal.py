@@ -44,3 +44,7 @@ class Principal:
     def is_in_role(self, role: str) -> bool:
         """True when the principal carries ``role`` (exact, case-sensitive match)."""
         return role in self.roles
+
+
+PRINCIPAL_SCOPE_KEY = "hero.principal"
+"""The ASGI scope key under which the web host stores the request's Principal (or None)."""

@@ -1,10 +1,33 @@
-"""Data access: the SQLAlchemy engine, the schema and its migrations.
+"""Data access: the SQLAlchemy engine and sessions, migrations, ids, and the outbox.
 
 SQLite (`sqlite+aiosqlite:///hero.db`) is the embedded default; PostgreSQL
-(`postgresql+asyncpg://...`) is the production choice. Modules declare their tables on
-`metadata`; `Database.migrate()` brings a database to the current schema version.
+(`postgresql+asyncpg://...`) is the production choice and the one for several instances.
+Each part of the application declares its tables on its own declarative base and keeps its
+migrations in its own folder (an Alembic branch); the composition root lists them in a
+`Schema` and `Database.migrate(schema)` applies them all.
 """
 
-from hero.data.database import SCHEMA_VERSION, Database, DatabaseError, metadata
+from pathlib import Path
 
-__all__ = ["SCHEMA_VERSION", "Database", "DatabaseError", "metadata"]
+from hero.data.columns import UtcDateTime, iso, utc_now
+from hero.data.database import Database, DatabaseError, Schema
+from hero.data.ids import new_id
+from hero.data.outbox import Outbox, OutboxEvent, OutboxModel, UnitOfWork
+
+OUTBOX_MIGRATIONS = Path(__file__).parent / "migrations"
+"""The outbox's migration folder (Alembic branch `outbox`)."""
+
+__all__ = [
+    "OUTBOX_MIGRATIONS",
+    "Database",
+    "DatabaseError",
+    "Outbox",
+    "OutboxEvent",
+    "OutboxModel",
+    "Schema",
+    "UnitOfWork",
+    "UtcDateTime",
+    "iso",
+    "new_id",
+    "utc_now",
+]

@@ -1,29 +1,29 @@
-"""The Database: one async engine, schema creation with a version record, a health check."""
+"""The Database: one async engine and session factory, Alembic migrations, a health check."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
-from sqlalchemy.engine import make_url
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-
-metadata = MetaData()
-"""Every module's tables live here, so one migration step creates them all."""
-
-SCHEMA_VERSION = 1
-"""Bumped by every migration; recorded in `hero_schema`."""
-
-schema_table = Table(
-    "hero_schema",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("applied_by", String(64), nullable=False),
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
 )
 
 
@@ -48,11 +48,12 @@ def _without_password(text: str, url: str) -> str:
 
 
 class Database:
-    """Owns the engine. The constructor does no I/O; `migrate()` and `check()` do.
+    """Owns the engine and the session factory. The constructor does no I/O; `migrate()`,
+    `check()` and sessions do.
 
     SQLite files are created on first connect (in the working directory for a relative
-    path); SQLite gets WAL journaling and a busy timeout so concurrent requests do not fail
-    with "database is locked".
+    path); every SQLite connection gets WAL journaling, foreign keys and a busy timeout, so
+    concurrent requests wait for each other instead of failing with "database is locked".
     """
 
     def __init__(self, url: str) -> None:
@@ -64,6 +65,7 @@ class Database:
             raise DatabaseError(f"not a SQLAlchemy URL: {detail}") from None
         self.url = parsed
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.is_postgresql = parsed.get_backend_name() == "postgresql"
         connect_args: dict[str, object] = {"timeout": 15} if self.is_sqlite else {}
         try:
             self.engine: AsyncEngine = create_async_engine(
@@ -73,43 +75,37 @@ class Database:
             # ValueError: a query option of the wrong form, such as ?timeout=abc.
             detail = _without_password(str(exc), url)
             raise DatabaseError(f"cannot use {parsed.drivername!r}: {detail}") from None
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _configure_sqlite)
+        self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine, expire_on_commit=False
+        )
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, committed on a normal exit."""
         async with self.engine.begin() as connection:
-            if self.is_sqlite:
-                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
             yield connection
 
-    async def migrate(self) -> int:
-        """Create missing tables and record the schema version; returns the version.
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: committed on a normal exit, rolled back on an error."""
+        async with self.sessions() as session, session.begin():
+            yield session
 
-        Refuses a database whose recorded version is newer than this code's.
+    async def migrate(self, schema: Schema) -> tuple[str, ...]:
+        """Apply every migration of `schema`; returns the revisions now current (sorted).
+
+        Refuses a database at a revision this code does not know (a newer hero migrated it).
         """
         try:
-            if self.is_sqlite:
-                async with self.engine.connect() as raw:
-                    await raw.exec_driver_sql("PRAGMA journal_mode=WAL")
-            async with self.connect() as connection:
-                await connection.run_sync(metadata.create_all)
-                current = (
-                    await connection.execute(select(schema_table.c.version).limit(1))
-                ).scalar_one_or_none()
-                if current is None:
-                    await connection.execute(
-                        schema_table.insert().values(
-                            id=1, version=SCHEMA_VERSION, applied_by="hero"
-                        )
-                    )
-                    return SCHEMA_VERSION
-                if current > SCHEMA_VERSION:
-                    raise DatabaseError(
-                        f"the database schema is version {current}, newer than this hero "
-                        f"({SCHEMA_VERSION})"
-                    )
-                if current < SCHEMA_VERSION:
-                    await connection.execute(schema_table.update().values(version=SCHEMA_VERSION))
-                return SCHEMA_VERSION
+            async with self.engine.begin() as connection:
+                return await connection.run_sync(_upgrade, schema)
+        except CommandError as exc:
+            raise DatabaseError(
+                f"the database schema is at a revision this hero does not know ({exc}); "
+                "it was migrated by a newer version"
+            ) from None
         except SQLAlchemyError as exc:
             raise DatabaseError(f"{type(exc).__name__}: {exc}", kind=type(exc).__name__) from None
 
@@ -123,3 +119,46 @@ class Database:
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+ENVIRONMENT = Path(__file__).parent / "alembic_env"
+"""hero's Alembic environment (env.py and the revision template)."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a database must hold: the migration folders of every part of the application
+    (each its own Alembic branch) and the models they must produce."""
+
+    locations: tuple[Path, ...]
+    metadata: tuple[MetaData, ...] = ()
+
+    def alembic_config(self, connection: Connection | None = None) -> Config:
+        """An Alembic configuration over these folders, run on `connection` when given."""
+        config = Config()
+        config.set_main_option("script_location", str(ENVIRONMENT))
+        config.set_main_option(
+            "version_locations", " ".join(str(location) for location in self.locations)
+        )
+        config.set_main_option("path_separator", "space")
+        config.attributes["target_metadata"] = list(self.metadata) or None
+        if connection is not None:
+            config.attributes["connection"] = connection
+        return config
+
+    def heads(self) -> tuple[str, ...]:
+        return tuple(sorted(ScriptDirectory.from_config(self.alembic_config()).get_heads()))
+
+
+def _upgrade(connection: Connection, schema: Schema) -> tuple[str, ...]:
+    config = schema.alembic_config(connection)
+    command.upgrade(config, "heads")
+    return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))

@@ -39,6 +39,7 @@ from hero.platform.hub import (
 )
 from hero.platform.metrics import CONTENT_TYPE, PlatformMetrics
 from hero.platform.presence import PresenceTracker
+from hero.platform.schema import platform_schema
 from hero.platform.settings import Settings
 from hero.platform.web import (
     Authenticator,
@@ -147,7 +148,7 @@ async def preflight(settings: Settings) -> None:
     configured, Valkey answers. Raises StartupError with one clear line."""
     database = Database(settings.database.connection_string)
     try:
-        await database.migrate()
+        await database.migrate(platform_schema())
     except DatabaseError as exc:
         raise StartupError("DatabaseOptions:ConnectionString", str(exc)) from None
     finally:
@@ -300,11 +301,11 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             try:
-                version = await database.migrate()
+                revisions = await database.migrate(platform_schema())
             except DatabaseError as exc:
                 logger.error("database %s is not usable: %s", database.url.render_as_string(), exc)
                 raise
-            logger.info("database schema at version %d", version)
+            logger.info("database schema at %s", ", ".join(revisions) or "no revision")
             async with contextlib.AsyncExitStack() as stack:
                 if hub is not None:
                     await stack.enter_async_context(hub.lifespan())

@@ -11,10 +11,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hero.auth import AuthenticationError, JwtValidator, Principal, extract_token
+from hero.auth import (
+    PRINCIPAL_SCOPE_KEY,
+    AuthenticationError,
+    JwtValidator,
+    Principal,
+    extract_token,
+)
 from hero.realtime import Identity
 
-PRINCIPAL_KEY = "hero.principal"
+PRINCIPAL_KEY = PRINCIPAL_SCOPE_KEY
 
 
 def problem(status: int, title: str, detail: str | None = None) -> Response:

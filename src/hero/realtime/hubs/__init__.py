@@ -8,7 +8,18 @@ from hero.realtime.hubs.clients import (
     Groups,
     SingleClientProxy,
 )
+from hero.realtime.hubs.delivery import (
+    Audience,
+    AudienceKind,
+    Delivery,
+    DeliveryFormatError,
+    GroupMove,
+    GroupMoveKind,
+    Operation,
+    operation_from_wire,
+)
 from hero.realtime.hubs.hub import Hub, HubCallerContext
+from hero.realtime.hubs.listener import HubListener, ListenerOverflow
 from hero.realtime.hubs.routing import HubRoute
 from hero.realtime.hubs.server import HubContext, HubServer, HubServerOptions
 from hero.realtime.lifetime import ClientResultError
@@ -16,21 +27,31 @@ from hero.realtime.server import HubException, HubOptions, hub_method
 from hero.realtime.transports import Identity
 
 __all__ = [
+    "Audience",
+    "AudienceKind",
     "CallerClients",
     "ClientProxy",
     "ClientResultError",
     "Clients",
+    "Delivery",
+    "DeliveryFormatError",
     "EndpointOptions",
+    "GroupMove",
+    "GroupMoveKind",
     "Groups",
     "Hub",
     "HubCallerContext",
     "HubContext",
     "HubException",
+    "HubListener",
     "HubOptions",
     "HubRoute",
     "HubServer",
     "HubServerOptions",
     "Identity",
+    "ListenerOverflow",
+    "Operation",
     "SingleClientProxy",
     "hub_method",
+    "operation_from_wire",
 ]

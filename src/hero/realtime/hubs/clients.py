@@ -7,40 +7,42 @@ call that waits for an answer (client results, 9.5).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
+from hero.realtime.hubs.delivery import Audience, Delivery, apply
 from hero.realtime.lifetime import HubLifetimeManager
-from hero.realtime.protocol import InvocationMessage
 from hero.realtime.server import release_invocation_slot
-
-_Deliver = Callable[[InvocationMessage], Awaitable[None]]
 
 
 class ClientProxy:
-    """A set of recipients; `await proxy.send("Target", arg1, arg2)`."""
+    """A set of recipients; `await proxy.send("Target", arg1, arg2)`.
 
-    __slots__ = ("_deliver",)
+    `delivery(target, *arguments)` gives the same send as a value (see `Delivery`), to store
+    or relay instead of sending now.
+    """
 
-    def __init__(self, deliver: _Deliver) -> None:
-        self._deliver = deliver
+    __slots__ = ("_lifetime", "audience")
+
+    def __init__(self, lifetime: HubLifetimeManager, audience: Audience) -> None:
+        self._lifetime = lifetime
+        self.audience = audience
+
+    def delivery(self, target: str, *arguments: Any) -> Delivery:
+        return Delivery(self.audience, target, arguments)
 
     async def send(self, target: str, *arguments: Any) -> None:
         """Invoke `target(*arguments)` on every recipient; returns once queued everywhere."""
-        await self._deliver(InvocationMessage(target=target, arguments=arguments))
+        await apply(self._lifetime, Delivery(self.audience, target, arguments))
 
 
 class SingleClientProxy(ClientProxy):
     """One connection: can also `invoke` a client method and await its result."""
 
-    __slots__ = ("_connection_id", "_lifetime")
+    __slots__ = ("_connection_id",)
 
     def __init__(self, lifetime: HubLifetimeManager, connection_id: str) -> None:
-        async def deliver(message: InvocationMessage) -> None:
-            await lifetime.send_connection(connection_id, message)
-
-        super().__init__(deliver)
-        self._lifetime = lifetime
+        super().__init__(lifetime, Audience.connection(connection_id))
         self._connection_id = connection_id
 
     async def invoke(self, target: str, *arguments: Any, timeout: float | None = None) -> Any:
@@ -64,64 +66,36 @@ class Clients:
     def __init__(self, lifetime: HubLifetimeManager) -> None:
         self._lifetime = lifetime
 
+    def _proxy(self, audience: Audience) -> ClientProxy:
+        return ClientProxy(self._lifetime, audience)
+
     @property
     def all(self) -> ClientProxy:
-        return ClientProxy(self._lifetime.send_all)
+        return self._proxy(Audience.all())
 
     def all_except(self, connection_ids: Collection[str]) -> ClientProxy:
-        excluded = tuple(connection_ids)
-
-        async def deliver(message: InvocationMessage) -> None:
-            await self._lifetime.send_all(message, excluded)
-
-        return ClientProxy(deliver)
+        return self._proxy(Audience.all(tuple(connection_ids)))
 
     def client(self, connection_id: str) -> SingleClientProxy:
         return SingleClientProxy(self._lifetime, connection_id)
 
     def clients(self, connection_ids: Collection[str]) -> ClientProxy:
-        ids = tuple(connection_ids)
-
-        async def deliver(message: InvocationMessage) -> None:
-            await self._lifetime.send_connections(ids, message)
-
-        return ClientProxy(deliver)
+        return self._proxy(Audience.connections(tuple(connection_ids)))
 
     def group(self, name: str) -> ClientProxy:
-        async def deliver(message: InvocationMessage) -> None:
-            await self._lifetime.send_group(name, message)
-
-        return ClientProxy(deliver)
+        return self._proxy(Audience.group(name))
 
     def groups(self, names: Collection[str]) -> ClientProxy:
-        group_names = tuple(names)
-
-        async def deliver(message: InvocationMessage) -> None:
-            await self._lifetime.send_groups(group_names, message)
-
-        return ClientProxy(deliver)
+        return self._proxy(Audience.groups(tuple(names)))
 
     def group_except(self, name: str, connection_ids: Collection[str]) -> ClientProxy:
-        excluded = tuple(connection_ids)
-
-        async def deliver(message: InvocationMessage) -> None:
-            await self._lifetime.send_group(name, message, excluded)
-
-        return ClientProxy(deliver)
+        return self._proxy(Audience.group(name, tuple(connection_ids)))
 
     def user(self, user_id: str) -> ClientProxy:
-        async def deliver(message: InvocationMessage) -> None:
-            await self._lifetime.send_user(user_id, message)
-
-        return ClientProxy(deliver)
+        return self._proxy(Audience.user(user_id))
 
     def users(self, user_ids: Collection[str]) -> ClientProxy:
-        ids = tuple(user_ids)
-
-        async def deliver(message: InvocationMessage) -> None:
-            await self._lifetime.send_users(ids, message)
-
-        return ClientProxy(deliver)
+        return self._proxy(Audience.users(tuple(user_ids)))
 
 
 class CallerClients(Clients):

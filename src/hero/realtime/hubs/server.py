@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 
 from hero.realtime.endpoint import Authenticator, ConnectionEndpoint, EndpointOptions
 from hero.realtime.endpoint.dispatcher import OriginCheck
 from hero.realtime.hubs.clients import CallerClients, Clients, Groups
+from hero.realtime.hubs.delivery import Operation, apply
 from hero.realtime.hubs.hub import Hub, HubCallerContext, HubFactory
+from hero.realtime.hubs.listener import HubListener
 from hero.realtime.lifetime import HubLifetimeManager, MemoryLifetimeManager
 from hero.realtime.server import (
     ConnectionObserver,
@@ -27,11 +29,26 @@ class HubContext:
     """Send to clients and manage groups from anywhere outside a hub (after a commit, from
     a background job, ...). Safe to share; holds no connection state."""
 
-    __slots__ = ("clients", "groups")
+    __slots__ = ("_lifetime", "clients", "groups")
 
     def __init__(self, lifetime: HubLifetimeManager) -> None:
+        self._lifetime = lifetime
         self.clients = Clients(lifetime)
         self.groups = Groups(lifetime)
+
+    async def apply(self, operation: Operation) -> None:
+        """Perform a stored send or group move (see `Delivery`, `GroupMove`)."""
+        await apply(self._lifetime, operation)
+
+    def listen(
+        self,
+        groups: Collection[str],
+        *,
+        targets: Collection[str] | None = None,
+        capacity: int = 256,
+    ) -> HubListener:
+        """Hear, in server code, what is sent to `groups` from any instance."""
+        return HubListener(self._lifetime, groups, targets, capacity)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,54 @@
+"""HTTP helpers shared by the modules' REST routers: the caller, and problem errors.
+
+`Problem` is raised anywhere in a route; the platform turns it into an RFC 9457
+`application/problem+json` response with one `type` scheme for the whole platform.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hero.auth import PRINCIPAL_SCOPE_KEY, Principal
+
+
+class Problem(Exception):
+    """An HTTP error for the client: status, a short title, optional detail and field."""
+
+    def __init__(
+        self, status: int, title: str, detail: str | None = None, *, field: str | None = None
+    ) -> None:
+        super().__init__(f"{status} {title}: {detail or ''}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.field = field
+
+
+def not_found(what: str = "Resource") -> Problem:
+    return Problem(404, "Not Found", f"{what} not found.")
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, "Forbidden", detail)
+
+
+def bad_request(detail: str, field: str | None = None) -> Problem:
+    return Problem(400, "Bad Request", detail, field=field)
+
+
+def conflict(detail: str) -> Problem:
+    return Problem(409, "Conflict", detail)
+
+
+def current_principal(request: Request) -> Principal:
+    """The authenticated caller (set by the platform's principal middleware), else 401."""
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if not isinstance(principal, Principal):
+        raise Problem(401, "Unauthorized", "A valid bearer token is required.")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(current_principal)]
+"""Route parameter type for the authenticated caller."""
