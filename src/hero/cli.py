@@ -17,7 +17,13 @@ import uvicorn
 
 from hero.auth import mint_token
 from hero.data import DatabaseError
-from hero.platform.app import StartupError, create_app, preflight, preflight_valkey
+from hero.platform.app import (
+    StartupError,
+    create_app,
+    migrate_database,
+    preflight,
+    preflight_valkey,
+)
 from hero.platform.conformance import create_conformance_app
 from hero.platform.logs import configure_logging
 from hero.platform.settings import Settings, SettingsError, generate_signing_key, load_settings
@@ -210,6 +216,14 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply every migration to the configured database and print the revisions."""
+    settings = _load(args.config)
+    revisions = asyncio.run(migrate_database(settings))
+    print(f"hero: database at {', '.join(revisions) or 'no revision'}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hero", description="hero platform command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +243,10 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=float, default=None, help="lifetime in seconds")
     token.add_argument("--config", default=None)
     token.set_defaults(run=_cmd_token)
+
+    migrate = sub.add_parser("migrate", help="apply the database migrations and exit")
+    migrate.add_argument("--config", default=None)
+    migrate.set_defaults(run=_cmd_migrate)
 
     conf = sub.add_parser("conformance-server", help="serve the ConformanceHub at /conformance")
     conf.add_argument("--host", default="127.0.0.1")

@@ -247,3 +247,18 @@ def test_unreachable_valkey_is_one_line_and_exit_1(
     assert lines[0].startswith(
         f"hero: cannot start: CachingOptions:Redis: cannot reach 127.0.0.1:{port}"
     )
+
+
+def test_hero_migrate_creates_hero_db_in_the_working_directory(tmp_path: Path, unit: float) -> None:
+    result = run_hero_cli(["migrate"], tmp_path, unit)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("hero: database at ")
+    assert (tmp_path / "hero.db").is_file()
+    again = run_hero_cli(["migrate"], tmp_path, unit)
+    assert again.returncode == 0
+    assert again.stdout == result.stdout
+
+
+def test_scripts_serve_keeps_hero_db_in_the_callers_directory() -> None:
+    text = (REPO / "scripts" / "serve").read_text()
+    assert "\ncd " not in text  # the database path is relative to where the user runs it

@@ -143,16 +143,22 @@ class StartupError(Exception):
         self.key = key
 
 
-async def preflight(settings: Settings) -> None:
-    """Check what start-up needs before serving: the database can be migrated and, when
-    configured, Valkey answers. Raises StartupError with one clear line."""
+async def migrate_database(settings: Settings) -> tuple[str, ...]:
+    """Bring the configured database to the current schema; returns its revisions.
+    Raises StartupError with one clear line when it cannot."""
     database = Database(settings.database.connection_string)
     try:
-        await database.migrate(platform_schema())
+        return await database.migrate(platform_schema())
     except DatabaseError as exc:
         raise StartupError("DatabaseOptions:ConnectionString", str(exc)) from None
     finally:
         await database.aclose()
+
+
+async def preflight(settings: Settings) -> None:
+    """Check what start-up needs before serving: the database can be migrated and, when
+    configured, Valkey answers. Raises StartupError with one clear line."""
+    await migrate_database(settings)
     await preflight_valkey(settings)
 
 

@@ -13,3 +13,5 @@ def configure_logging() -> None:
     redact = RedactTokensFilter()
     for name in ("uvicorn.access", "uvicorn.error", "uvicorn"):
         logging.getLogger(name).addFilter(redact)
+    # Alembic narrates every migration step at INFO; hero logs the resulting revision itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
