@@ -138,17 +138,21 @@ class Outbox:
         for stream in work.streams:
             await self.flush(stream)
 
-    async def flush(self, stream: str) -> int:
-        """Deliver the unsent events of `stream` in order; returns how many were sent."""
-        lock = self._locks.get(stream)
-        if lock is None:
-            lock = self._locks[stream] = asyncio.Lock()
+    @asynccontextmanager
+    async def _stream_lock(self, stream: str) -> AsyncIterator[None]:
+        """This process's one deliverer of `stream`; the lock is forgotten once idle."""
+        lock = self._locks.setdefault(stream, asyncio.Lock())
         try:
             async with lock:
-                return await self._flush_locked(stream, wait=True)
+                yield
         finally:
             if not lock.locked() and self._locks.get(stream) is lock:
                 del self._locks[stream]
+
+    async def flush(self, stream: str) -> int:
+        """Deliver the unsent events of `stream` in order; returns how many were sent."""
+        async with self._stream_lock(stream):
+            return await self._flush_locked(stream, wait=True)
 
     async def _flush_locked(self, stream: str, *, wait: bool) -> int:
         try:
@@ -249,16 +253,11 @@ class Outbox:
         total = 0
         age = self.stale_after if older_than is None else older_than
         for stream in await self.stale_streams(age):
-            lock = self._locks.get(stream)
-            if lock is not None and lock.locked():
-                continue
-            lock = self._locks.setdefault(stream, asyncio.Lock())
-            try:
-                async with lock:
-                    total += await self._flush_locked(stream, wait=False)
-            finally:
-                if not lock.locked() and self._locks.get(stream) is lock:
-                    del self._locks[stream]
+            busy = self._locks.get(stream)
+            if busy is not None and busy.locked():
+                continue  # this process is delivering it right now
+            async with self._stream_lock(stream):
+                total += await self._flush_locked(stream, wait=False)
         self.counters.swept += total
         return total
 
