@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -122,6 +123,8 @@ async def test_the_dispatcher_delivers_what_was_left_unsent(database: Database) 
             await recorder.covered.wait()
     finally:
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     assert recorder.payloads == [{"n": 7}]
 
 
