@@ -11,6 +11,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 from hero.data import Database
+from hero.data.database import compared_with_models
 from hero.platform.schema import platform_schema
 
 
@@ -31,7 +32,9 @@ async def test_migrations_match_models(tmp_path: Path, url_for: object) -> None:
                 table.to_metadata(merged)
 
         def diff(connection: Connection) -> list[object]:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "include_name": compared_with_models}
+            )
             return list(compare_metadata(context, merged))
 
         async with database.connect() as connection:

@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal, literal_column, or_, select, text
+from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -777,10 +778,30 @@ class ChatService:
             )
             if channel_id is not None:
                 query = query.where(Message.channel_id == channel_id)
-            for word in terms.lower().split():
-                escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                query = query.where(func.lower(Message.body).like(f"%{escaped}%", escape="\\"))
+            query = query.where(self._matches(work.session, terms))
             rows = await work.session.scalars(
                 query.order_by(Message.id.desc()).offset((page - 1) * size).limit(size)
             )
             return [await self._message_dto(work.session, m) for m in rows.all()]
+
+    @staticmethod
+    def _matches(session: AsyncSession, terms: str) -> ColumnElement[bool]:
+        """Full-text match of every word of `terms`: FTS5 on SQLite (each word a quoted
+        prefix term), `to_tsvector` on PostgreSQL, a LIKE per word elsewhere."""
+        words = terms.split()
+        dialect = session.bind.dialect.name if session.bind is not None else ""
+        if dialect == "sqlite":
+            expression = " ".join('"' + w.replace('"', '""') + '"*' for w in words)
+            matching = text(
+                "SELECT rowid FROM chat_messages_fts WHERE chat_messages_fts MATCH :expression"
+            ).bindparams(expression=expression)
+            return literal_column("chat_messages.rowid").in_(matching)
+        if dialect == "postgresql":
+            vector = func.to_tsvector(literal("simple").cast(REGCONFIG), Message.body)
+            query = func.plainto_tsquery(literal("simple").cast(REGCONFIG), terms)
+            return vector.op("@@")(query)
+        clauses = []
+        for word in words:
+            escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append(func.lower(Message.body).like(f"%{escaped}%", escape="\\"))
+        return and_(*clauses)
