@@ -32,7 +32,13 @@ async def test_a_revision_this_hero_does_not_know_is_refused(tmp_path: Path) -> 
     try:
         await db.migrate(platform_schema())
         async with db.connect() as connection:
-            await connection.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+            # one branch's head becomes a revision no folder holds
+            await connection.execute(
+                text(
+                    "UPDATE alembic_version SET version_num = 'f00d' "
+                    "WHERE version_num = (SELECT min(version_num) FROM alembic_version)"
+                )
+            )
         with pytest.raises(DatabaseError, match="newer version"):
             await db.migrate(platform_schema())
     finally:

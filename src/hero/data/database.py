@@ -129,6 +129,15 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+HAND_MADE_PREFIXES = ("chat_messages_fts", "ix_chat_messages_search")
+"""Names of objects that migrations create by hand, outside any model (full-text search)."""
+
+
+def compared_with_models(name: str | None, kind: str, parent: Any) -> bool:
+    """Alembic `include_name` filter: hand-made objects are not compared with the models."""
+    return not (name or "").startswith(HAND_MADE_PREFIXES)
+
+
 ENVIRONMENT = Path(__file__).parent / "alembic_env"
 """hero's Alembic environment (env.py and the revision template)."""
 

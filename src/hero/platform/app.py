@@ -11,7 +11,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -29,7 +32,10 @@ from hero.caching import (
     create_valkey_client,
 )
 from hero.conventions import ChannelLookup, ChannelMembership, NoChannels
-from hero.data import Database, DatabaseError
+from hero.data import Database, DatabaseError, Outbox
+from hero.modules.chat import ChatService, chat_router
+from hero.modules.contracts import NotificationSink, UserLookup
+from hero.modules.http import Problem
 from hero.platform.cors import CredentialedCorsMiddleware
 from hero.platform.hub import (
     GroupPolicy,
@@ -55,6 +61,7 @@ from hero.realtime import (
     HubRoute,
     HubServer,
     HubServerOptions,
+    operation_from_wire,
 )
 from hero.realtime.lifetime import HubLifetimeManager, ValkeyLifetimeManager
 from hero.realtime.transports import TransportKind
@@ -91,6 +98,8 @@ class Platform:
     hub: HubServer | None
     presence: PresenceTracker | None
     valkey: Any | None
+    outbox: Outbox
+    chat: ChatService
 
 
 def hub_options(
@@ -184,10 +193,15 @@ def create_app(
     modules: PlatformModules | None = None,
     *,
     worker_processes: bool = False,
+    users: UserLookup | None = None,
+    notifications: NotificationSink | None = None,
 ) -> Starlette:
     """Build the platform. The settings must carry a signing key (the CLI generates a
     development key when none is configured). Constructors do no I/O; connections to
-    Valkey open lazily and close in the lifespan. `worker_processes`: see `hub_options`."""
+    Valkey open lazily and close in the lifespan. `worker_processes`: see `hub_options`.
+
+    The chat module is always installed; `users` and `notifications` resolve mentions and
+    create mention notifications (without them no mention resolves)."""
     if not settings.jwt.has_signing_key:
         raise ValueError("JwtOptions:SigningKey must be set before create_app")
     modules = modules or PlatformModules()
@@ -210,6 +224,17 @@ def create_app(
     hub: HubServer | None = None
     presence: PresenceTracker | None = None
     routes: list[BaseRoute] = []
+
+    async def deliver(payload: Any) -> None:
+        if hub is not None:
+            await hub.context.apply(operation_from_wire(payload))
+
+    outbox = Outbox(database, deliver)
+    chat = ChatService(outbox, users, notifications)
+    if isinstance(modules.channels, NoChannels):
+        modules.channels = chat
+    if isinstance(modules.membership, NoChannels):
+        modules.membership = chat
     if settings.realtime.enabled:
         hub_type = compose_app_hub(modules.hub_mixins)
         services_box: list[RealtimeServices] = []
@@ -238,7 +263,7 @@ def create_app(
         if settings.realtime.map:
             routes += [HubRoute(path, hub) for path in HUB_PATHS]
 
-    platform = Platform(settings, metrics, cache, database, hub, presence, valkey)
+    platform = Platform(settings, metrics, cache, database, hub, presence, valkey, outbox, chat)
 
     async def presence_endpoint(request: Request, principal: Principal) -> Response:
         raw = request.query_params.get("userIds", "")
@@ -317,9 +342,11 @@ def create_app(
                     await stack.enter_async_context(hub.lifespan())
                 async with asyncio.TaskGroup() as tasks:
                     beat = tasks.create_task(presence.run()) if presence is not None else None
+                    dispatcher = tasks.create_task(outbox.run())
                     try:
                         yield
                     finally:
+                        dispatcher.cancel()
                         if beat is not None:
                             beat.cancel()
         finally:
@@ -331,10 +358,72 @@ def create_app(
         Middleware(CredentialedCorsMiddleware, origin_allowed=origin_allowed),
         Middleware(PrincipalMiddleware, authenticator=authenticator),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = FastAPI(
+        title="hero",
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.include_router(chat_router(chat))
+    install_problem_handlers(app)
     app.state.platform = platform
     app.state.hubs = (hub,) if hub is not None else ()
     return app
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Every error the REST API returns is `application/problem+json` (one `type` scheme)."""
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        extra = {"field": exc.field} if exc.field else {}
+        return problem(exc.status, exc.title, exc.detail, **extra)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        location = [str(part) for part in first.get("loc", ())]
+        if location[:1] and location[0] in {"body", "query", "path", "header"}:
+            location = location[1:]
+        field_name = ".".join(location)
+        return problem(
+            400,
+            "Bad Request",
+            str(first.get("msg", "Invalid request.")),
+            field=field_name or None,
+            errors=[
+                {
+                    "field": ".".join(str(p) for p in e.get("loc", ())),
+                    "message": str(e.get("msg", "")),
+                }
+                for e in errors
+            ],
+        )
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return problem(exc.status_code, _TITLES.get(exc.status_code, "Error"), str(exc.detail))
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    429: "Too Many Requests",
+}
 
 
 _HOME = """<!doctype html>

@@ -23,15 +23,38 @@ from hero.realtime import Identity
 PRINCIPAL_KEY = PRINCIPAL_SCOPE_KEY
 
 
-def problem(status: int, title: str, detail: str | None = None) -> Response:
-    """An RFC 9457 `application/problem+json` response."""
+_RFC9110 = "https://tools.ietf.org/html/rfc9110#section-"
+_PROBLEM_TYPES = {
+    400: _RFC9110 + "15.5.1",
+    401: _RFC9110 + "15.5.2",
+    403: _RFC9110 + "15.5.4",
+    404: _RFC9110 + "15.5.5",
+    405: _RFC9110 + "15.5.6",
+    409: _RFC9110 + "15.5.10",
+    413: _RFC9110 + "15.5.14",
+    422: _RFC9110 + "15.5.21",
+    429: "https://tools.ietf.org/html/rfc6585#section-4",
+    500: _RFC9110 + "15.6.1",
+    503: _RFC9110 + "15.6.4",
+}
+
+
+def problem_type(status: int) -> str:
+    """The one `type` scheme of every problem the platform sends (the hub endpoint's too):
+    the section of the HTTP specification that defines the status."""
+    return _PROBLEM_TYPES.get(status, _RFC9110 + ("15.6" if status >= 500 else "15.5"))
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> Response:
+    """An RFC 9457 `application/problem+json` response (extension members in `extra`)."""
     body: dict[str, Any] = {
-        "type": f"https://httpstatuses.io/{status}",
+        "type": problem_type(status),
         "title": title,
         "status": status,
     }
     if detail:
         body["detail"] = detail
+    body.update(extra)
     return Response(msgspec.json.encode(body), status, media_type="application/problem+json")
 
 

@@ -13,6 +13,8 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.types import TypeDecorator
 
+from hero.data.database import compared_with_models
+
 config = context.config
 connection = config.attributes.get("connection")
 if connection is None:
@@ -33,6 +35,7 @@ context.configure(
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
     render_item=_render_item,
+    include_name=compared_with_models,
 )
 with context.begin_transaction():
     context.run_migrations()

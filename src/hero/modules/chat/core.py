@@ -1,0 +1,273 @@
+"""The shared part of the chat service: the hub lookups and the helpers every command uses.
+
+Commands run in one outbox unit of work, so their rows and events commit together and the
+events reach the hub right after the commit. Commands that publish on a channel lock its
+row first, so one channel's events commit (and are delivered) in the order written.
+Archived channels behave as if the caller were not a member (404).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hero.conventions import Events, channel_group, user_group
+from hero.data import Outbox, UnitOfWork, new_id, utc_now
+from hero.modules.chat.dtos import MAX_BODY, channel_dto, message_dto
+from hero.modules.chat.models import Channel, Member, Message, Reaction
+from hero.modules.contracts import NotificationSink, UserLookup
+from hero.modules.http import Problem, bad_request, not_found
+from hero.realtime import Audience, Delivery, GroupMove
+
+ADMIN, MEMBER = "admin", "member"
+MENTION = re.compile(r"(?<![\w@])@([\w][\w.\-]*)")
+MAX_GROUP_DM = 8
+
+
+class NoUsers:
+    """A directory that knows nobody: no mention resolves."""
+
+    async def resolve_names(
+        self, work: UnitOfWork, tenant_id: str, names: Collection[str]
+    ) -> dict[str, uuid.UUID]:
+        return {}
+
+
+class NoNotifications:
+    """A sink that drops every notification."""
+
+    async def notify(self, work: UnitOfWork, tenant_id: str, user_id: uuid.UUID, **_: Any) -> None:
+        return None
+
+
+def slug_of(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:200] or "channel"
+
+
+def trimmed_body(text: str, field: str = "body") -> str:
+    text = text.strip()
+    if not 1 <= len(text) <= MAX_BODY:
+        raise bad_request(f"{field} must be 1..{MAX_BODY} characters after trimming.", field)
+    return text
+
+
+def send_event(  # noqa: PLR0917 (internal call sites, fixed order)
+    work: UnitOfWork,
+    tenant: str,
+    channel_id: uuid.UUID,
+    group: str,
+    target: str,
+    payload: Mapping[str, Any],
+) -> None:
+    delivery = Delivery(Audience.group(group), target, (dict(payload),))
+    work.publish(tenant, channel_group(channel_id), delivery.to_wire())
+
+
+class ChatCore:
+    """Hub lookups (`channels_of`, `is_member`) and the helpers of the chat commands."""
+
+    """Channels, membership, messages, reactions, pins, read state and search."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        users: UserLookup | None = None,
+        notifications: NotificationSink | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.users: UserLookup = users or NoUsers()
+        self.notifications: NotificationSink = notifications or NoNotifications()
+
+    # -- hub lookups -------------------------------------------------------------------
+
+    async def channels_of(self, tenant_id: str, user_id: uuid.UUID) -> list[uuid.UUID]:
+        async with self.outbox.transaction() as work:
+            rows = await work.session.scalars(
+                select(Member.channel_id)
+                .join(Channel, Channel.id == Member.channel_id)
+                .where(
+                    Member.tenant_id == tenant_id,
+                    Member.user_id == user_id,
+                    Channel.archived_at.is_(None),
+                )
+            )
+            return list(rows.all())
+
+    async def is_member(self, tenant_id: str, channel_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        async with self.outbox.transaction() as work:
+            found = await work.session.scalar(
+                select(Member.user_id)
+                .join(Channel, Channel.id == Member.channel_id)
+                .where(
+                    Member.tenant_id == tenant_id,
+                    Member.channel_id == channel_id,
+                    Member.user_id == user_id,
+                    Channel.archived_at.is_(None),
+                )
+            )
+            return found is not None
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _channel(
+        self,
+        s: AsyncSession,
+        tenant: str,
+        channel_id: uuid.UUID,
+        *,
+        lock: bool = False,
+        archived: bool = False,
+    ) -> Channel:
+        query = select(Channel).where(Channel.id == channel_id, Channel.tenant_id == tenant)
+        if lock:
+            query = query.with_for_update()
+        channel = await s.scalar(query)
+        if channel is None or (channel.archived_at is not None and not archived):
+            raise not_found("Channel")
+        return channel
+
+    async def _member(
+        self, s: AsyncSession, channel_id: uuid.UUID, user: uuid.UUID
+    ) -> Member | None:
+        return await s.get(Member, (channel_id, user))
+
+    async def _member_channel(
+        self,
+        s: AsyncSession,
+        tenant: str,
+        channel_id: uuid.UUID,
+        user: uuid.UUID,
+        *,
+        lock: bool = False,
+    ) -> tuple[Channel, Member]:
+        channel = await self._channel(s, tenant, channel_id, lock=lock)
+        member = await self._member(s, channel_id, user)
+        if member is None:
+            raise not_found("Channel")
+        return channel, member
+
+    async def _members(self, s: AsyncSession, channel_id: uuid.UUID) -> Sequence[Member]:
+        rows = await s.scalars(
+            select(Member).where(Member.channel_id == channel_id).order_by(Member.joined_at)
+        )
+        return rows.all()
+
+    async def _unread(self, s: AsyncSession, channel: Channel, member: Member | None) -> int:
+        if member is None:
+            return 0
+        query = select(func.count()).where(
+            Message.channel_id == channel.id, Message.deleted_at.is_(None)
+        )
+        if member.last_read_message_id is not None:
+            query = query.where(Message.id > member.last_read_message_id)
+        return int(await s.scalar(query) or 0)
+
+    async def _channel_dto(
+        self, s: AsyncSession, channel: Channel, user: uuid.UUID
+    ) -> dict[str, Any]:
+        members = await self._members(s, channel.id)
+        mine = next((m for m in members if m.user_id == user), None)
+        return channel_dto(channel, members, await self._unread(s, channel, mine))
+
+    async def _message_dto(self, s: AsyncSession, message: Message) -> dict[str, Any]:
+        rows = await s.scalars(
+            select(Reaction).where(Reaction.message_id == message.id).order_by(Reaction.created_at)
+        )
+        return message_dto(message, rows.all())
+
+    async def _message(
+        self,
+        s: AsyncSession,
+        tenant: str,
+        message_id: uuid.UUID,
+        user: uuid.UUID,
+        *,
+        lock: bool = True,
+    ) -> tuple[Channel, Member, Message]:
+        message = await s.scalar(
+            select(Message).where(Message.id == message_id, Message.tenant_id == tenant)
+        )
+        if message is None:
+            raise not_found("Message")
+        try:
+            channel, member = await self._member_channel(
+                s, tenant, message.channel_id, user, lock=lock
+            )
+        except Problem:
+            raise not_found("Message") from None
+        await s.refresh(message)
+        return channel, member, message
+
+    def _add_member(self, work: UnitOfWork, channel: Channel, user: uuid.UUID, role: str) -> None:
+        work.session.add(
+            Member(
+                channel_id=channel.id,
+                user_id=user,
+                tenant_id=channel.tenant_id,
+                role=role,
+                joined_at=utc_now(),
+            )
+        )
+        stream = channel_group(channel.id)
+        work.publish(channel.tenant_id, stream, GroupMove.add(str(user), stream).to_wire())
+        payload = {"channelId": str(channel.id), "userId": str(user)}
+        send_event(
+            work, channel.tenant_id, channel.id, stream, Events.CHAT_CHANNEL_MEMBER_ADDED, payload
+        )
+        send_event(
+            work,
+            channel.tenant_id,
+            channel.id,
+            user_group(user),
+            Events.CHAT_CHANNEL_ADDED,
+            {"channelId": str(channel.id)},
+        )
+
+    async def _remove_member(self, work: UnitOfWork, channel: Channel, member: Member) -> None:
+        await work.session.delete(member)
+        stream = channel_group(channel.id)
+        payload = {"channelId": str(channel.id), "userId": str(member.user_id)}
+        send_event(
+            work, channel.tenant_id, channel.id, stream, Events.CHAT_CHANNEL_MEMBER_REMOVED, payload
+        )
+        work.publish(
+            channel.tenant_id, stream, GroupMove.remove(str(member.user_id), stream).to_wire()
+        )
+        send_event(
+            work,
+            channel.tenant_id,
+            channel.id,
+            user_group(member.user_id),
+            Events.CHAT_CHANNEL_REMOVED,
+            {"channelId": str(channel.id)},
+        )
+
+    def _new_channel(  # noqa: PLR0917 (internal call sites, fixed order)
+        self,
+        tenant: str,
+        user: uuid.UUID,
+        kind: str,
+        name: str,
+        description: str | None = None,
+        private: bool = False,
+        dm_key: str | None = None,
+    ) -> Channel:
+        now = utc_now()
+        return Channel(
+            id=new_id(),
+            tenant_id=tenant,
+            type=kind,
+            name=name,
+            slug=slug_of(name),
+            description=description,
+            is_private=private,
+            dm_key=dm_key,
+            created_by_user_id=user,
+            created_at=now,
+            updated_at=now,
+        )
