@@ -12,22 +12,15 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 from hero.data import Database
+from hero.data.database import compared_with_models
 from hero.platform.schema import platform_schema
 
 pytest_plugins = ("tests.support.postgres",)
 
 
-def _include(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
-    # Tables that only migrations create on purpose (SQLite FTS5 shadow tables, Alembic's own
-    # version table) have no model.
-    if kind == "table" and name is not None:
-        return name != "alembic_version" and "_fts" not in name
-    return True
-
-
 def _differences(connection: Connection, metadata: MetaData) -> list[Any]:
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "include_object": _include}
+        connection, opts={"compare_type": True, "include_name": compared_with_models}
     )
     return list(compare_metadata(context, metadata))
 
