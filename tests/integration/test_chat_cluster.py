@@ -29,7 +29,7 @@ from tests.integration.platform_app import SIGNING_KEY, clean_environ, hero_serv
 from tests.support.servers import UNIT, RunningServer
 from tests.support.valkey import ValkeyEndpoint
 
-pytest_plugins = ("tests.support.postgres",)
+pytest_plugins = ("tests.support.postgres", "tests.support.valkey_fixtures")
 
 HUB = "/realtime/hub"
 CHAT = "/api/v1/chat"
@@ -152,7 +152,7 @@ async def test_a_message_sent_on_one_instance_reaches_members_on_the_other(
         targets=TARGETS,
     )
     sent = await post(http, first, owner, channel, "hello from instance 1")
-    received = await agent.next_message("member", CREATED, where=body_is(sent["body"]))
+    received = (await agent.next_message("member", CREATED, where=body_is(sent["body"]))).arg
     assert received["id"] == sent["id"]
     assert received["channelId"] == channel
 
@@ -179,7 +179,7 @@ async def test_membership_changes_on_one_instance_move_connections_on_the_other(
         headers=owner.headers(),
     )
     assert response.status_code in (200, 201, 204), response.text
-    added = await agent.next_message("newcomer", ADDED)
+    added = (await agent.next_message("newcomer", ADDED)).arg
     assert added == {"channelId": channel}
     joined = await post(http, first, owner, channel, "after joining")
     await agent.next_message("newcomer", CREATED, where=body_is(joined["body"]))
@@ -214,7 +214,7 @@ async def test_the_typing_throttle_holds_across_instances(
     for _ in range(3):
         await agent.invoke("typist-1", "Typing", channel)
         await agent.invoke("typist-2", "Typing", channel)
-    first_typing = await agent.next_message("listener", TYPING)
+    first_typing = (await agent.next_message("listener", TYPING)).arg
     assert first_typing == {"channelId": channel, "userId": typist.uid}
     marker = await post(http, second, typist, channel, "typing done")
     await agent.next_message("listener", CREATED, where=body_is(marker["body"]))
