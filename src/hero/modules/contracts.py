@@ -39,4 +39,6 @@ class NotificationSink(Protocol):
         link: str | None = None,
         source: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> None: ...
+    ) -> Any:
+        """Returns the created notification's DTO (callers may ignore it)."""
+        ...

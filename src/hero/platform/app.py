@@ -36,6 +36,8 @@ from hero.data import Database, DatabaseError, Outbox
 from hero.modules.chat import ChatService, chat_router
 from hero.modules.contracts import NotificationSink, UserLookup
 from hero.modules.http import Problem
+from hero.modules.notifications import NotificationService, notifications_router
+from hero.modules.users import UserDirectory
 from hero.platform.cors import CredentialedCorsMiddleware
 from hero.platform.hub import (
     GroupPolicy,
@@ -61,6 +63,7 @@ from hero.realtime import (
     HubRoute,
     HubServer,
     HubServerOptions,
+    Identity,
     operation_from_wire,
 )
 from hero.realtime.lifetime import HubLifetimeManager, ValkeyLifetimeManager
@@ -230,11 +233,24 @@ def create_app(
             await hub.context.apply(operation_from_wire(payload))
 
     outbox = Outbox(database, deliver)
-    chat = ChatService(outbox, users, notifications)
+    directory = UserDirectory(database)
+    notification_service = NotificationService(database, outbox)
+    chat = ChatService(
+        outbox,
+        users if users is not None else directory,
+        notifications if notifications is not None else notification_service,
+    )
     if isinstance(modules.channels, NoChannels):
         modules.channels = chat
     if isinstance(modules.membership, NoChannels):
         modules.membership = chat
+
+    async def seen_identity(scope: Any) -> Identity | None:
+        identity = await authenticator.identity(scope)
+        if identity is not None and isinstance(identity.principal, Principal):
+            await directory.seen(identity.principal)
+        return identity
+
     if settings.realtime.enabled:
         hub_type = compose_app_hub(modules.hub_mixins)
         services_box: list[RealtimeServices] = []
@@ -242,7 +258,7 @@ def create_app(
             hub_type,
             options=hub_options(settings, worker_processes=worker_processes),
             lifetime_manager=lifetime_manager(valkey, "AppHub"),
-            authenticate=authenticator.identity,
+            authenticate=seen_identity,
             origin_allowed=websocket_origin_allowed,
             hub_factory=lambda: hub_type(services_box[0]),
             connection_observer=metrics,
@@ -356,7 +372,7 @@ def create_app(
 
     middleware = [
         Middleware(CredentialedCorsMiddleware, origin_allowed=origin_allowed),
-        Middleware(PrincipalMiddleware, authenticator=authenticator),
+        Middleware(PrincipalMiddleware, authenticator=authenticator, on_principal=directory.seen),
     ]
     app = FastAPI(
         title="hero",
@@ -369,6 +385,9 @@ def create_app(
         redoc_url=None,
     )
     app.include_router(chat_router(chat))
+    app.include_router(
+        notifications_router(notification_service, hub.context if hub is not None else None)
+    )
     install_problem_handlers(app)
     app.state.platform = platform
     app.state.hubs = (hub,) if hub is not None else ()

@@ -6,10 +6,14 @@ from pathlib import Path
 
 from hero.data import OUTBOX_MIGRATIONS, OutboxModel, Schema
 from hero.modules.chat import CHAT_MIGRATIONS, ChatModel
+from hero.modules.notifications import NOTIFICATIONS_MIGRATIONS, NotificationsModel
+from hero.modules.users import USERS_MIGRATIONS, UsersModel
 
 BRANCHES: dict[str, Path] = {
     "outbox": OUTBOX_MIGRATIONS,
     "chat": CHAT_MIGRATIONS,
+    "users": USERS_MIGRATIONS,
+    "notifications": NOTIFICATIONS_MIGRATIONS,
 }
 """Alembic branch label -> migration folder."""
 
@@ -18,5 +22,10 @@ def platform_schema() -> Schema:
     """The schema `hero serve` and `hero migrate` bring every database to."""
     return Schema(
         locations=tuple(BRANCHES.values()),
-        metadata=(OutboxModel.metadata, ChatModel.metadata),
+        metadata=(
+            OutboxModel.metadata,
+            ChatModel.metadata,
+            UsersModel.metadata,
+            NotificationsModel.metadata,
+        ),
     )

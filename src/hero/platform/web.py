@@ -87,13 +87,22 @@ class Authenticator:
 class PrincipalMiddleware:
     """Sets `scope["hero.principal"]` (or None) for every HTTP request."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticator: Authenticator,
+        on_principal: Callable[[Principal], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.on_principal = on_principal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope[PRINCIPAL_KEY] = self.authenticator.principal(scope)
+            principal = self.authenticator.principal(scope)
+            scope[PRINCIPAL_KEY] = principal
+            if principal is not None and self.on_principal is not None:
+                await self.on_principal(principal)
         await self.app(scope, receive, send)
 
 
