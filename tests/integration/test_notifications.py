@@ -31,9 +31,8 @@ BASE = "/api/v1/notifications"
 
 
 def admin_headers(tenant: str) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {mint(uuid.uuid4(), tenant=tenant, name='admin', roles=['admin'])}"
-    }
+    token = mint(uuid.uuid4(), tenant=tenant, name="admin", roles=["admin"])
+    return {"Authorization": f"Bearer {token}"}
 
 
 class EventStream:
