@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import Index, String, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
 from hero.auth import Principal
 from hero.data import Database, UnitOfWork, UtcDateTime, utc_now
+
+logger = logging.getLogger("hero.users")
 
 
 class UsersModel(DeclarativeBase):
@@ -49,6 +53,19 @@ class UserDirectory:
         if key in self._written and self._written[key] == principal.name:
             return
         name = principal.name.strip() if principal.name else None
+        try:
+            await self._record(principal, name)
+        except SQLAlchemyError as exc:
+            # The directory is best effort: a database problem must not fail the request
+            # that carried the token (mentions of this user resolve once a later write works).
+            logger.warning("user directory not updated: %s", type(exc).__name__)
+            return
+        if len(self._written) >= self._cache_size:
+            self._written.clear()
+        self._written[key] = principal.name
+
+    async def _record(self, principal: Principal, name: str | None) -> None:
+        key = (principal.tenant_id, principal.user_id)
         async with self._database.transaction() as session:
             row = await session.get(KnownUser, key)
             if row is None:
@@ -65,9 +82,6 @@ class UserDirectory:
                 row.name = name
                 row.name_key = name.lower() if name else None
                 row.seen_at = utc_now()
-        if len(self._written) >= self._cache_size:
-            self._written.clear()
-        self._written[key] = principal.name
 
     async def resolve_names(
         self, work: UnitOfWork, tenant_id: str, names: Collection[str]
