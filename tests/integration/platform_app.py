@@ -181,10 +181,15 @@ def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def hero_serve(
-    env: Mapping[str, str], *, cwd: Path | str = REPO, extra_args: Sequence[str] = ()
+    env: Mapping[str, str],
+    *,
+    cwd: Path | str = REPO,
+    extra_args: Sequence[str] = (),
+    port: int = 0,
 ) -> Any:
-    """`hero serve` on a free loopback port (context manager yielding a RunningServer)."""
-    argv = ["-m", "hero", "serve", *extra_args, "--host", "127.0.0.1", "--port", "0"]
+    """`hero serve` on loopback, on `port` or a free one (context manager yielding a
+    RunningServer)."""
+    argv = ["-m", "hero", "serve", *extra_args, "--host", "127.0.0.1", "--port", str(port)]
     return launch(argv, env, cwd=cwd)
 
 

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from hero.auth import JwtValidator, Principal
@@ -39,6 +39,7 @@ from hero.modules.http import Problem
 from hero.modules.notifications import NotificationService, notifications_router
 from hero.modules.users import UserDirectory
 from hero.platform.cors import CredentialedCorsMiddleware
+from hero.platform.demo import demo_routes
 from hero.platform.hub import (
     GroupPolicy,
     RealtimeServices,
@@ -333,15 +334,12 @@ def create_app(
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    async def home(request: Request) -> Response:
-        return HTMLResponse(_HOME)
-
     routes += [
         Route("/api/v1/realtime/presence", authenticated(presence_endpoint), methods=["GET"]),
         Route("/health/live", live, methods=["GET"]),
         Route("/health/ready", ready, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/", home, methods=["GET"]),
+        *demo_routes(settings),
     ]
 
     @contextlib.asynccontextmanager
@@ -443,13 +441,3 @@ _TITLES = {
     413: "Content Too Large",
     429: "Too Many Requests",
 }
-
-
-_HOME = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>hero</title></head>
-<body><h1>hero is running</h1>
-<p>The realtime hub (AppHub) answers at <code>/realtime/hub</code>
-(also <code>/api/v1/realtime/hub</code>) for the official SignalR clients.</p>
-<ul><li><a href="/health/ready">/health/ready</a></li><li><a href="/metrics">/metrics</a></li></ul>
-</body></html>
-"""

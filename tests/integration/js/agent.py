@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 AGENT = Path(__file__).with_name("agent.mjs")
 INTEROP = Path(__file__).resolve().parents[2] / "interop"
@@ -66,12 +66,13 @@ class NodeAgent:
 
     @classmethod
     @asynccontextmanager
-    async def start(cls, node: str, unit: float) -> AsyncIterator[NodeAgent]:
+    async def start(cls, node: str, unit: float, *, script: Path = AGENT) -> AsyncIterator[Self]:
+        """Run `script` (a line-protocol agent under tests/integration/js) until exit."""
         if not interop_installed():
             raise RuntimeError(f"@microsoft/signalr is not installed under {INTEROP}")
         process = await asyncio.create_subprocess_exec(
             node,
-            str(AGENT),
+            str(script),
             cwd=str(INTEROP),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
