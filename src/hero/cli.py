@@ -140,7 +140,7 @@ def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"hero serving on http://{shown}:{sock.getsockname()[1]} (hub at /realtime/hub, "
-        f"{args.workers} workers, WebSockets only)",
+        f"{args.workers} workers)",
         flush=True,
     )
     config = uvicorn.Config(

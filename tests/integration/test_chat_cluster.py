@@ -151,6 +151,9 @@ async def test_a_message_sent_on_one_instance_reaches_members_on_the_other(
         protocol=protocol,
         targets=TARGETS,
     )
+    # start() resolves at the handshake; an invocation is served once the hub's on-connected
+    # work (joining the channel groups) is done.
+    await agent.invoke("member", "JoinChannel", channel)
     sent = await post(http, first, owner, channel, "hello from instance 1")
     received = (await agent.next_message("member", CREATED, where=body_is(sent["body"]))).arg
     assert received["id"] == sent["id"]
@@ -169,6 +172,7 @@ async def test_membership_changes_on_one_instance_move_connections_on_the_other(
         "newcomer", second.base_url + HUB, tokens=[newcomer.token()], targets=TARGETS
     )
     await agent.connect("witness", second.base_url + HUB, tokens=[witness.token()], targets=TARGETS)
+    await agent.invoke("witness", "JoinChannel", channel)  # its groups are joined
 
     before = await post(http, first, owner, channel, "before joining")
     await agent.next_message("witness", CREATED, where=body_is(before["body"]))

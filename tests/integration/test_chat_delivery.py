@@ -73,6 +73,13 @@ def pair(
         yield first, second
 
 
+async def connected(agent: NodeAgent, name: str, url: str, person: Person, channel: str) -> None:
+    """Connect, then wait until the hub's on-connected work (joining the channel groups) is
+    done: start() resolves at the handshake, before it; an invocation is served after it."""
+    await agent.connect(name, url + HUB, tokens=[person.token()], targets=TARGETS)
+    await agent.invoke(name, "JoinChannel", channel)
+
+
 async def committed_messages(
     http: httpx.AsyncClient, server: RunningServer, reader: Person, channel: str
 ) -> list[str]:
@@ -114,7 +121,7 @@ async def test_a_surviving_instance_delivers_what_a_killed_instance_committed(
     first, second = pair
     owner, member = people(2)
     channel = await create_channel(http, second, owner, [member])
-    await agent.connect("member", second.base_url + HUB, tokens=[member.token()], targets=TARGETS)
+    await connected(agent, "member", second.base_url, member, channel)
     warm = await post(http, second, owner, channel, "warm-up")
     await agent.next_message("member", CREATED, where=lambda m: m["id"] == warm["id"])
 
@@ -178,10 +185,8 @@ async def test_events_sent_while_valkey_is_down_arrive_after_it_returns(
             owner, near, far = people(3)
             channel = await create_channel(http, first, owner, [near, far])
             # `near` is on the instance that commits, `far` on the other one.
-            await agent.connect(
-                "near", first.base_url + HUB, tokens=[near.token()], targets=TARGETS
-            )
-            await agent.connect("far", second.base_url + HUB, tokens=[far.token()], targets=TARGETS)
+            await connected(agent, "near", first.base_url, near, channel)
+            await connected(agent, "far", second.base_url, far, channel)
             sent = [await post(http, first, owner, channel, f"before {n}") for n in range(3)]
             for name in ("near", "far"):
                 await received_ids(agent, name, {str(m["id"]) for m in sent}, 10 * UNIT)

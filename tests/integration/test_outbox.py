@@ -182,3 +182,24 @@ async def test_a_surviving_instance_delivers_what_a_killed_one_committed(
         seqs = [seq_of[n] for n in by_survivor if n % 3 == stream]
         assert seqs == sorted(seqs)
     await db.aclose()
+
+
+async def test_concurrent_commits_on_one_stream_deliver_each_event_once_in_order(
+    database: Database,
+) -> None:
+    """Many requests committing on one stream at once: one deliverer at a time, so every
+    event is delivered exactly once and in commit (seq) order."""
+    recorder = Recorder()
+    outbox = Outbox(database, recorder)
+
+    async def command(n: int) -> None:
+        async with outbox.transaction() as work:
+            work.publish("root", "channel:busy", {"n": n})
+
+    await asyncio.gather(*(command(n) for n in range(12)))
+    await outbox.sweep(0.0)
+    delivered = [p["n"] for p in recorder.payloads]
+    assert sorted(delivered) == list(range(12))  # each once
+    async with database.sessions() as session:
+        rows = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.seq))).all()
+    assert delivered == [row.payload["n"] for row in rows]  # in commit order

@@ -1,8 +1,10 @@
 """`hero serve --workers N` on one Valkey: several processes share one socket.
 
-Consecutive requests of one connection may reach different processes, so in this mode only
-WebSockets is offered and connection tokens are signed: whichever process receives the
-WebSocket adopts the connection that another one negotiated.
+Consecutive requests of one connection may reach different processes. Connection tokens are
+signed and name the process that holds the connection: whichever process receives the
+WebSocket adopts a connection another one negotiated, and a long-polling or SSE request that
+reaches another process is relayed to the holder. Every transport is offered; stateful
+reconnect is not (a resume could land on a process that does not hold the connection).
 """
 
 from __future__ import annotations
@@ -49,11 +51,11 @@ def workers(valkey_server: ValkeyEndpoint, tmp_path: Path) -> Iterator[RunningSe
         "CachingOptions__Redis": url,
         "DatabaseOptions__ConnectionString": f"sqlite+aiosqlite:///{tmp_path / 'hero.db'}",
     }
-    with run_hero(["serve", "--workers", "2"], env) as server:
+    with run_hero(["serve", "--workers", "3"], env) as server:
         yield server
 
 
-async def test_workers_offer_websockets_only_and_fan_out_across_processes(
+async def test_workers_offer_every_transport_and_fan_out_across_processes(
     workers: RunningServer, agent: NodeAgent, unit: float
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
@@ -65,7 +67,8 @@ async def test_workers_offer_websockets_only_and_fan_out_across_processes(
             headers={"Authorization": f"Bearer {token_for(observer, tenant)}"},
         )
     body = negotiated.json()
-    assert [t["transport"] for t in body["availableTransports"]] == ["WebSockets"]
+    offered = [t["transport"] for t in body["availableTransports"]]
+    assert offered == ["WebSockets", "ServerSentEvents", "LongPolling"]
     assert "useStatefulReconnect" not in body
 
     await agent.connect(
@@ -81,6 +84,30 @@ async def test_workers_offer_websockets_only_and_fan_out_across_processes(
             "PresenceChanged",
             where=lambda p, user=user: p == {"userId": str(user), "online": True},
         )
+
+
+@pytest.mark.parametrize(
+    ("transport", "protocol"),
+    [("LongPolling", "json"), ("LongPolling", "messagepack"), ("ServerSentEvents", "json")],
+)
+async def test_long_polling_and_sse_work_through_workers(
+    workers: RunningServer, agent: NodeAgent, transport: str, protocol: str
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    hub = workers.base_url + "/realtime/hub"
+    common: dict[str, Any] = {"transport": transport, "protocol": protocol}
+    await agent.connect("bob", hub, tokens=[token_for(bob, tenant)], **common)
+    await agent.connect(
+        "alice", hub, tokens=[token_for(alice, tenant)], targets=["PresenceChanged"], **common
+    )
+    for _ in range(30):  # each poll and send may reach any of the three processes
+        assert await agent.invoke("alice", "JoinGroup", f"dashboard:{tenant}:d1") is None
+    await agent.stop("bob")
+    await agent.next_message(
+        "alice", "PresenceChanged", where=lambda p: p == {"userId": str(bob), "online": False}
+    )
+    await agent.stop("alice")
 
 
 async def test_a_websocket_is_adopted_by_a_process_that_did_not_negotiate_it() -> None:

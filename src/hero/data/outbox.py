@@ -106,6 +106,14 @@ def _lock_key(stream: str) -> int:
     return value - (1 << 64) if value >= (1 << 63) else value
 
 
+@dataclass
+class _StreamLock:
+    """One stream's deliverer lock and how many tasks hold it or wait for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class Outbox:
     """Writes events with their transaction and delivers them after it commits."""
 
@@ -125,7 +133,7 @@ class Outbox:
         self.sweep_interval = sweep_interval
         self.batch_size = batch_size
         self.keep_sent_for = keep_sent_for
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _StreamLock] = {}
         self.counters = OutboxCounters()
 
     @asynccontextmanager
@@ -140,13 +148,19 @@ class Outbox:
 
     @asynccontextmanager
     async def _stream_lock(self, stream: str) -> AsyncIterator[None]:
-        """This process's one deliverer of `stream`; the lock is forgotten once idle."""
-        lock = self._locks.setdefault(stream, asyncio.Lock())
+        """This process's one deliverer of `stream`. The lock is forgotten once nobody holds
+        or waits for it (counted: right after a release `locked()` is False although a
+        waiter is about to take it, and a new lock then would admit a second deliverer)."""
+        entry = self._locks.get(stream)
+        if entry is None:
+            entry = self._locks[stream] = _StreamLock()
+        entry.users += 1
         try:
-            async with lock:
+            async with entry.lock:
                 yield
         finally:
-            if not lock.locked() and self._locks.get(stream) is lock:
+            entry.users -= 1
+            if entry.users == 0 and self._locks.get(stream) is entry:
                 del self._locks[stream]
 
     async def flush(self, stream: str) -> int:
@@ -254,7 +268,7 @@ class Outbox:
         age = self.stale_after if older_than is None else older_than
         for stream in await self.stale_streams(age):
             busy = self._locks.get(stream)
-            if busy is not None and busy.locked():
+            if busy is not None and busy.users:
                 continue  # this process is delivering it right now
             async with self._stream_lock(stream):
                 total += await self._flush_locked(stream, wait=False)

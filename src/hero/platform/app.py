@@ -65,10 +65,11 @@ from hero.realtime import (
     HubServer,
     HubServerOptions,
     Identity,
+    Relay,
+    ValkeyRelayBus,
     operation_from_wire,
 )
 from hero.realtime.lifetime import HubLifetimeManager, ValkeyLifetimeManager
-from hero.realtime.transports import TransportKind
 
 logger = logging.getLogger("hero.platform")
 
@@ -111,24 +112,24 @@ def hub_options(
 ) -> HubServerOptions:
     """Hub and endpoint options from the `Realtime` settings.
 
-    `worker_processes`: several processes share one listening socket (`hero serve
-    --workers N`), so consecutive requests of a connection may reach different processes.
-    Only WebSockets is offered (one request carries the whole connection), connection
-    tokens are signed with a key derived from the JWT signing key so whichever process gets
-    the WebSocket can adopt the connection, and stateful reconnect is not offered (a resume
-    could land on a process that never saw the connection).
+    With a Valkey backplane (`CachingOptions:Redis`), several instances or processes serve
+    one hub and any request of a connection may reach any of them: connection tokens are
+    signed with a key derived from the JWT signing key and name the instance that holds the
+    connection, so another one can adopt a WebSocket negotiated elsewhere or relay a
+    long-polling or SSE request to the owner (see `relay_for`). `worker_processes` (`hero
+    serve --workers N`): stateful reconnect is not offered, as a resume could land on a
+    process that does not hold the connection.
     """
     realtime = settings.realtime
+    token_key: bytes | None = None
+    if settings.caching.redis is not None:
+        secret = settings.jwt.signing_key or settings.caching.redis_url() or ""
+        token_key = hashlib.sha256(b"hero connection tokens\0" + secret.encode()).digest()
     endpoint = EndpointOptions(
-        require_authentication=require_authentication, allow_stateful_reconnects=True
+        require_authentication=require_authentication,
+        allow_stateful_reconnects=not worker_processes,
+        connection_token_key=token_key,
     )
-    if worker_processes:
-        key = hashlib.sha256(b"hero connection tokens\0" + settings.jwt.signing_key.encode())
-        endpoint = EndpointOptions(
-            require_authentication=require_authentication,
-            transports=(TransportKind.WEBSOCKETS,),
-            connection_token_key=key.digest(),
-        )
     return HubServerOptions(
         hub=HubOptions(
             keep_alive_interval=realtime.keep_alive_interval_seconds,
@@ -139,6 +140,13 @@ def hub_options(
         ),
         endpoint=endpoint,
     )
+
+
+def relay_for(valkey: Any | None) -> Relay | None:
+    """Relays requests between instances over Valkey (None without a backplane)."""
+    if valkey is None:
+        return None
+    return Relay(ValkeyRelayBus(valkey, key_prefix=KEY_PREFIX))
 
 
 def lifetime_manager(valkey: Any | None, hub_name: str) -> HubLifetimeManager | None:
@@ -259,6 +267,7 @@ def create_app(
             hub_type,
             options=hub_options(settings, worker_processes=worker_processes),
             lifetime_manager=lifetime_manager(valkey, "AppHub"),
+            relay=relay_for(valkey),
             authenticate=seen_identity,
             origin_allowed=websocket_origin_allowed,
             hub_factory=lambda: hub_type(services_box[0]),

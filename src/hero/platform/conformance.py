@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 
 from hero.caching import create_valkey_client
-from hero.platform.app import hub_options, lifetime_manager
+from hero.platform.app import hub_options, lifetime_manager, relay_for
 from hero.platform.settings import Settings
 from hero.realtime import HubRoute, HubServer
 from hero.realtime.testing import ConformanceHub
@@ -28,6 +28,7 @@ def create_conformance_app(settings: Settings) -> Starlette:
         ConformanceHub,
         options=hub_options(settings, require_authentication=False),
         lifetime_manager=lifetime_manager(valkey, "ConformanceHub"),
+        relay=relay_for(valkey),
     )
 
     @contextlib.asynccontextmanager

@@ -3,6 +3,7 @@
 Public names for application code are re-exported here; everything else is internal.
 """
 
+from hero.realtime.endpoint.valkey_relay import ValkeyRelayBus
 from hero.realtime.hubs import (
     Audience,
     AudienceKind,
@@ -28,6 +29,8 @@ from hero.realtime.hubs import (
     Identity,
     ListenerOverflow,
     Operation,
+    Relay,
+    RelayBus,
     SingleClientProxy,
     hub_method,
     operation_from_wire,
@@ -58,7 +61,10 @@ __all__ = [
     "Identity",
     "ListenerOverflow",
     "Operation",
+    "Relay",
+    "RelayBus",
     "SingleClientProxy",
+    "ValkeyRelayBus",
     "hub_method",
     "operation_from_wire",
 ]

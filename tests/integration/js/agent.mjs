@@ -62,6 +62,41 @@ function get(name) {
     return connection;
 }
 
+// Every request and socket of a connection goes to a randomly chosen instance: the client's
+// HTTP requests (negotiate, each poll, each send, the DELETE), its EventSource and its
+// WebSocket. This is a load balancer without affinity, inside the client.
+function scatter(instances) {
+    const pick = (url) => {
+        const target = new URL(url);
+        const chosen = new URL(instances[Math.floor(Math.random() * instances.length)]);
+        target.protocol = target.protocol.startsWith("ws") ? chosen.protocol.replace("http", "ws") : chosen.protocol;
+        target.host = chosen.host;
+        return target.toString();
+    };
+    const inner = new signalR.DefaultHttpClient(logger);
+    class ScatteringHttpClient extends signalR.HttpClient {
+        send(request) {
+            return inner.send({ ...request, url: pick(request.url) });
+        }
+        getCookieString(url) {
+            return inner.getCookieString(url);
+        }
+    }
+    const BaseEventSource = require("eventsource");
+    class ScatteringEventSource extends BaseEventSource {
+        constructor(url, init) {
+            super(pick(url), init);
+        }
+    }
+    const BaseWebSocket = require("ws");
+    class ScatteringWebSocket extends BaseWebSocket {
+        constructor(url, protocols, init) {
+            super(pick(url), protocols, init);
+        }
+    }
+    return { httpClient: new ScatteringHttpClient(), EventSource: ScatteringEventSource, WebSocket: ScatteringWebSocket };
+}
+
 async function connect(command) {
     if (connections.has(command.name)) {
         throw new Error(`connection ${command.name} exists`);
@@ -76,6 +111,9 @@ async function connect(command) {
     if (command.transport) {
         options.transport = signalR.HttpTransportType[command.transport];
     }
+    if (Array.isArray(command.instances) && command.instances.length) {
+        Object.assign(options, scatter(command.instances));
+    }
     let builder = new signalR.HubConnectionBuilder().withUrl(command.url, options).configureLogging(logger);
     if (command.protocol === "messagepack") {
         builder = builder.withHubProtocol(new MessagePackHubProtocol());
@@ -86,6 +124,9 @@ async function connect(command) {
         builder = builder.withAutomaticReconnect();
     }
     const connection = builder.build();
+    for (const method of command.answers || []) {
+        connection.on(method, (arg) => `answered ${JSON.stringify(arg)}`); // client results
+    }
     for (const target of command.targets || []) {
         connection.on(target, (...args) => emit({ event: "message", conn: name, target, args }));
     }
@@ -112,6 +153,24 @@ async function handle(command) {
         case "invoke": {
             const value = await get(command.name).invoke(command.method, ...(command.args || []));
             return value === undefined ? null : value;
+        }
+        case "stream": {
+            const items = [];
+            await new Promise((resolve, reject) => {
+                get(command.name)
+                    .stream(command.method, ...(command.args || []))
+                    .subscribe({ next: (item) => items.push(item), complete: resolve, error: reject });
+            });
+            return items;
+        }
+        case "upload": {
+            const subject = new signalR.Subject();
+            const result = get(command.name).invoke(command.method, subject);
+            for (const item of command.items || []) {
+                subject.next(item);
+            }
+            subject.complete();
+            return await result;
         }
         case "send":
             await get(command.name).send(command.method, ...(command.args || []));

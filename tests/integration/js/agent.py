@@ -168,8 +168,14 @@ class NodeAgent:
         protocol: str | None = None,
         reconnect: bool | Sequence[int] = False,
         targets: Sequence[str] = (),
+        instances: Sequence[str] = (),
+        answers: Sequence[str] = (),
     ) -> str:
-        """Start a connection (start() resolved); returns its connection id."""
+        """Start a connection (start() resolved); returns its connection id.
+
+        `instances`: base URLs (`http://host:port`) of several servers; every HTTP request,
+        EventSource and WebSocket of the connection goes to a random one of them. `answers`:
+        client methods that answer a client-result invocation with `answered <json arg>`."""
         self.events.setdefault(name, [])
         value = await self.call(
             "connect",
@@ -180,8 +186,19 @@ class NodeAgent:
             protocol=protocol,
             reconnect=reconnect if isinstance(reconnect, bool) else list(reconnect),
             targets=list(targets),
+            instances=list(instances),
+            answers=list(answers),
         )
         return str(value["connectionId"])
+
+    async def stream(self, name: str, method: str, *args: Any) -> list[Any]:
+        """Every item of a server-to-client stream, once it completes."""
+        items: list[Any] = await self.call("stream", name=name, method=method, args=list(args))
+        return items
+
+    async def upload(self, name: str, method: str, items: Sequence[Any]) -> Any:
+        """Invoke `method` with one client-to-server stream of `items`."""
+        return await self.call("upload", name=name, method=method, items=list(items))
 
     async def invoke(self, name: str, method: str, *args: Any) -> Any:
         return await self.call("invoke", name=name, method=method, args=list(args))

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from hero.realtime.endpoint.manager import Application, ConnectionManager
+from hero.realtime.endpoint.relay import Relay
 from hero.realtime.protocol.negotiate import (
     TRANSPORT_ORDER,
     NegotiateResponse,
@@ -92,20 +93,45 @@ class ConnectionEndpoint:
         *,
         authenticate: Authenticator | None = None,
         origin_allowed: OriginCheck | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.options = options or EndpointOptions()
         self._authenticate = authenticate
         self._origin_allowed = origin_allowed
+        self.relay = relay
         self.connections = ConnectionManager(
             application,
             disconnect_timeout=self.options.disconnect_timeout,
             inbound_limit=self.options.inbound_buffer_size,
             outbound_limit=self.options.outbound_buffer_size,
             token_key=self.options.connection_token_key,
+            instance=relay.name if relay is not None else None,
         )
+
+    async def start(self) -> None:
+        if self.relay is not None:
+            await self.relay.start(self)
 
     async def aclose(self) -> None:
         await self.connections.aclose()
+        if self.relay is not None:
+            await self.relay.stop()
+
+    async def _relayed(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Forward a request for a connection another instance holds; False if it is ours
+        (or unknown everywhere: then the local handler answers 404)."""
+        relay = self.relay
+        if relay is None or Relay.was_relayed(scope):
+            return False
+        token = _query(scope).get("id")
+        if not token or self.connections.get(token) is not None:
+            return False
+        owner = ConnectionManager.owner_of(token)
+        if owner is None or owner == relay.name:
+            return False
+        timeout = self.options.long_poll_timeout + self.options.transport_send_timeout
+        await relay.forward(owner, scope, receive, send, timeout=timeout)
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -124,6 +150,8 @@ class ConnectionEndpoint:
                 await respond(send, 405, b"Method Not Allowed", headers=[(b"allow", b"POST")])
                 return
             await self._negotiate(scope, send)
+            return
+        if await self._relayed(scope, receive, send):
             return
         if method == "GET":
             accept = header(scope, b"accept") or ""

@@ -39,9 +39,12 @@ class ConnectionManager:
         inbound_limit: int,
         outbound_limit: int,
         token_key: bytes | None = None,
+        instance: str | None = None,
     ) -> None:
         self._application = application
         self._token_key = token_key
+        self.instance = instance
+        """This instance's name, written into the tokens it issues (see `owner_of`)."""
         self._disconnect_timeout = disconnect_timeout
         self._inbound_limit = inbound_limit
         self._outbound_limit = outbound_limit
@@ -53,22 +56,25 @@ class ConnectionManager:
     def __len__(self) -> int:
         return len(self._by_token)
 
-    def _mac(self, connection_id: str, issued: int, user_id: str | None) -> str:
+    def _mac(self, connection_id: str, issued: int, user_id: str | None, owner: str = "") -> str:
         assert self._token_key is not None
-        material = f"{connection_id}|{issued}|{user_id or ''}".encode()
+        material = f"{connection_id}|{issued}|{user_id or ''}|{owner}".encode()
         digest = hmac.new(self._token_key, material, hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def create(self, identity: Identity, *, version: int = 1) -> Connection:
-        """A new connection. With a token key, version-1 tokens are `<id>.<issued>.<mac>`
-        (the MAC covers the id, the issue time and the user), so another process holding
-        the same key can adopt the connection (see `adopt`)."""
+        """A new connection. With a token key, version-1 tokens are `<id>.<issued>.<mac>`,
+        or `<id>.<issued>.<owner>.<mac>` when this instance has a name (the MAC covers the id,
+        the issue time, the user and the owner), so another process holding the same key can
+        adopt the connection (see `adopt`) or find its owner (see `owner_of`)."""
         connection_id = new_id()
         if version == 0:
             token = connection_id
         elif self._token_key is not None:
             issued = int(time.time())
-            token = f"{connection_id}.{issued}.{self._mac(connection_id, issued, identity.user_id)}"
+            owner = self.instance or ""
+            mac = self._mac(connection_id, issued, identity.user_id, owner)
+            token = ".".join(p for p in (connection_id, str(issued), owner, mac) if p)
         else:
             token = new_id()
         return self._register(connection_id, token, identity)
@@ -81,15 +87,25 @@ class ConnectionManager:
         if self._token_key is None:
             return None
         parts = token.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
+        if len(parts) not in (3, 4) or not parts[1].isdigit():
             return None
-        connection_id, issued_text, mac = parts
+        connection_id, issued_text, mac = parts[0], parts[1], parts[-1]
+        owner = parts[2] if len(parts) == 4 else ""
         issued = int(issued_text)
-        if not hmac.compare_digest(mac, self._mac(connection_id, issued, identity.user_id)):
+        expected = self._mac(connection_id, issued, identity.user_id, owner)
+        if not hmac.compare_digest(mac, expected):
             return None
         if not 0 <= time.time() - issued <= self._disconnect_timeout + 1:
             return None
         return self._register(connection_id, token, identity)
+
+    @staticmethod
+    def owner_of(token: str) -> str | None:
+        """The instance named in a token issued by `create` (None for tokens without one).
+        Not verified here: the owner authenticates a forwarded request again, and a forged
+        owner name only sends the caller's own request to another instance."""
+        parts = token.split(".")
+        return parts[2] if len(parts) == 4 and parts[2] else None
 
     def _register(self, connection_id: str, token: str, identity: Identity) -> Connection:
         connection = Connection(

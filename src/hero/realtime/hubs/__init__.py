@@ -1,6 +1,6 @@
 """Public API for application code: Hub, hub_method, Clients, Groups, HubContext, HubServer."""
 
-from hero.realtime.endpoint import EndpointOptions
+from hero.realtime.endpoint import EndpointOptions, Relay, RelayBus
 from hero.realtime.hubs.clients import (
     CallerClients,
     ClientProxy,
@@ -51,6 +51,8 @@ __all__ = [
     "Identity",
     "ListenerOverflow",
     "Operation",
+    "Relay",
+    "RelayBus",
     "SingleClientProxy",
     "hub_method",
     "operation_from_wire",

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 
-from hero.realtime.endpoint import Authenticator, ConnectionEndpoint, EndpointOptions
+from hero.realtime.endpoint import Authenticator, ConnectionEndpoint, EndpointOptions, Relay
 from hero.realtime.endpoint.dispatcher import OriginCheck
 from hero.realtime.hubs.clients import CallerClients, Clients, Groups
 from hero.realtime.hubs.delivery import Operation, apply
@@ -78,7 +78,10 @@ class HubServer:
         hub_factory: HubFactory | None = None,
         connection_observer: ConnectionObserver | None = None,
         invocation_observer: InvocationObserver | None = None,
+        relay: Relay | None = None,
     ) -> None:
+        """`relay`: forwards long-polling and SSE requests that reach this instance for a
+        connection another instance holds (several instances without sticky sessions)."""
         self.options = options or HubServerOptions()
         self.hub_type = hub_type
         self.lifetime = lifetime_manager or MemoryLifetimeManager()
@@ -100,6 +103,7 @@ class HubServer:
             self.options.endpoint,
             authenticate=authenticate,
             origin_allowed=origin_allowed,
+            relay=relay,
         )
 
     def _activate(self, connection: HubConnection) -> Hub:
@@ -134,6 +138,7 @@ class HubServer:
 
     async def start(self) -> None:
         await self.lifetime.start()
+        await self.endpoint.start()
 
     async def close_connections(self) -> None:
         """End every connection now (pending polls answer 204, SSE streams end, sockets

@@ -1,0 +1,343 @@
+"""Requests for a connection held by another instance, relayed to it over a message bus.
+
+Long polling and Server-Sent Events spread one logical connection over several HTTP requests
+(the poll or the stream, a POST per send, the DELETE). Behind a load balancer without
+affinity each of them may reach any instance. The connection token names the instance that
+negotiated the connection and holds it; an instance that receives a request for a connection
+held elsewhere forwards the whole request (method, path, query, headers, body) to the owner.
+The owner runs it through its own endpoint exactly as if it had arrived there (it
+authenticates the caller again) and streams the response back chunk by chunk. Each chunk the
+requesting instance has written to its client returns one credit; the owner never has more
+than `window` chunks in flight, so a slow client slows the owner's writer down instead of
+filling memory, and the owner's own send timeouts apply as for a local client.
+
+An owner that is gone answers as a dead connection does: `404 No Connection with that ID`
+when nobody receives the request, or the end of the response when the owner disappears in
+the middle of it (checked every `liveness_interval` seconds); a relay never hangs.
+
+The bus is an interface (`RelayBus`); `hero.platform` provides one on Valkey pub/sub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from hero.realtime.transports.asgi import Receive, Scope, Send, respond
+
+logger = logging.getLogger("hero.realtime.relay")
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RelayBus(Protocol):
+    """Point-to-point delivery of small byte messages between named instances."""
+
+    @property
+    def name(self) -> str:
+        """This instance's name (what other instances address it by)."""
+
+    async def start(self, deliver: Callable[[bytes], None]) -> None:
+        """Begin receiving: `deliver` is called with each message addressed to this instance."""
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, instance: str, data: bytes) -> int:
+        """Send `data` to `instance`; how many receivers took it (0: nobody listens)."""
+
+    async def alive(self, instance: str) -> bool:
+        """Whether `instance` is listening right now."""
+
+
+# ---------------------------------------------------------------------- messages
+
+
+class Request(msgspec.Struct, tag="req", array_like=True):
+    rid: str
+    origin: str
+    method: str
+    path: str
+    query: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class Start(msgspec.Struct, tag="start", array_like=True):
+    rid: str
+    status: int
+    headers: list[tuple[bytes, bytes]]
+
+
+class Chunk(msgspec.Struct, tag="body", array_like=True):
+    rid: str
+    data: bytes
+    more: bool
+
+
+class Credit(msgspec.Struct, tag="credit", array_like=True):
+    rid: str
+
+
+class Cancel(msgspec.Struct, tag="cancel", array_like=True):
+    rid: str
+
+
+Message = Request | Start | Chunk | Credit | Cancel
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+class RelayError(Exception):
+    """The owner could not be reached."""
+
+
+@dataclass
+class _Served:
+    """A request this instance runs for another one."""
+
+    origin: str
+    credits: asyncio.Semaphore
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class _Forwarded:
+    """A request this instance forwarded and waits on."""
+
+    inbox: asyncio.Queue[Start | Chunk] = field(default_factory=asyncio.Queue)
+
+
+_HOP_HEADER = b"x-hero-relayed"
+
+
+class Relay:
+    """Forwards requests to their owner and serves those forwarded here (see module doc)."""
+
+    def __init__(
+        self,
+        bus: RelayBus,
+        *,
+        window: int = 16,
+        max_body: int = 1_048_576,
+        liveness_interval: float = 2.0,
+    ) -> None:
+        self.bus = bus
+        self._window = window
+        self._max_body = max_body
+        self._liveness_interval = liveness_interval
+        self._app: ASGIApp | None = None
+        self._ids = itertools.count()
+        self._served: dict[str, _Served] = {}
+        self._forwarded: dict[str, _Forwarded] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.relayed = 0
+        """Requests forwarded to another instance so far (a metric)."""
+
+    @property
+    def name(self) -> str:
+        return self.bus.name
+
+    async def start(self, app: ASGIApp) -> None:
+        self._app = app
+        await self.bus.start(self._receive)
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @staticmethod
+    def was_relayed(scope: Scope) -> bool:
+        """True for a request that another instance forwarded here (never forward it again)."""
+        return any(name == _HOP_HEADER for name, _ in scope.get("headers", ()))
+
+    # ------------------------------------------------------------------ the requesting side
+
+    async def forward(
+        self, owner: str, scope: Scope, receive: Receive, send: Send, *, timeout: float
+    ) -> None:
+        """Serve this request by `owner`; `timeout` bounds the wait for its response start
+        (a long poll may legitimately take its whole poll timeout)."""
+        body = await _read_body(receive, self._max_body)
+        if body is None:
+            await respond(send, 413, b"Request body too large to relay.")
+            return
+        rid = f"{self.name}.{next(self._ids)}"
+        waiting = _Forwarded()
+        self._forwarded[rid] = waiting
+        request = Request(
+            rid,
+            self.name,
+            scope["method"],
+            scope.get("path", ""),
+            scope.get("query_string", b""),
+            [(bytes(k), bytes(v)) for k, v in scope.get("headers", ())],
+            body,
+        )
+        self.relayed += 1
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            if await self.bus.publish(owner, _encoder.encode(request)) == 0:
+                await respond(send, 404, b"No Connection with that ID", content_type=b"text/plain")
+                return
+            await self._relay_response(owner, rid, waiting, gone, send, timeout)
+        except RelayError:
+            await respond(send, 404, b"No Connection with that ID", content_type=b"text/plain")
+        finally:
+            self._forwarded.pop(rid, None)
+            gone.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gone
+
+    async def _relay_response(  # noqa: PLR0917 (one private call site)
+        self,
+        owner: str,
+        rid: str,
+        waiting: _Forwarded,
+        gone: asyncio.Future[None],
+        send: Send,
+        timeout: float,
+    ) -> None:
+        started = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            getter: asyncio.Future[Any] = asyncio.ensure_future(waiting.inbox.get())
+            done, _ = await asyncio.wait(
+                [getter, gone], timeout=self._liveness_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter not in done:
+                getter.cancel()
+                if gone in done:  # our client left: the owner stops serving it
+                    with contextlib.suppress(Exception):
+                        await self.bus.publish(owner, _encoder.encode(Cancel(rid)))
+                    return
+                if not started and loop.time() > deadline:
+                    raise RelayError("no response in time")
+                if not await self.bus.alive(owner):
+                    if not started:
+                        raise RelayError("the owner is gone")
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+                continue
+            message = getter.result()
+            if isinstance(message, Start):
+                started = True
+                start = {"type": "http.response.start", "status": message.status}
+                await send({**start, "headers": message.headers})
+                continue
+            body = {"type": "http.response.body", "body": message.data}
+            await send({**body, "more_body": message.more})
+            if not message.more:
+                return
+            await self.bus.publish(owner, _encoder.encode(Credit(rid)))
+
+    # ------------------------------------------------------------------ the owning side
+
+    def _receive(self, data: bytes) -> None:
+        try:
+            message = _decoder.decode(data)
+        except msgspec.DecodeError:
+            logger.warning("dropped an undecodable relay message")
+            return
+        if isinstance(message, Request):
+            task = asyncio.get_running_loop().create_task(self._serve(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif isinstance(message, (Start, Chunk)):
+            waiting = self._forwarded.get(message.rid)
+            if waiting is not None:
+                waiting.inbox.put_nowait(message)
+        elif isinstance(message, Credit):
+            served = self._served.get(message.rid)
+            if served is not None:
+                served.credits.release()
+        else:
+            served = self._served.get(message.rid)
+            if served is not None:
+                served.cancelled.set()
+
+    async def _serve(self, request: Request) -> None:
+        assert self._app is not None
+        served = _Served(request.origin, asyncio.Semaphore(self._window))
+        self._served[request.rid] = served
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": "http",
+            "path": request.path,
+            "raw_path": request.path.encode(),
+            "root_path": "",
+            "query_string": request.query,
+            "headers": [*request.headers, (_HOP_HEADER, self.name.encode())],
+            "client": None,
+            "server": None,
+        }
+        body_sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal body_sent
+            if not body_sent:
+                body_sent = True
+                return {"type": "http.request", "body": request.body, "more_body": False}
+            await served.cancelled.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            if served.cancelled.is_set():
+                raise OSError("the relayed client is gone")
+            if message["type"] == "http.response.start":
+                headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
+                out: Message = Start(request.rid, message["status"], headers)
+            elif message["type"] == "http.response.body":
+                more = bool(message.get("more_body", False))
+                if more:
+                    await served.credits.acquire()  # back-pressure from the far client
+                out = Chunk(request.rid, bytes(message.get("body", b"")), more)
+            else:
+                return
+            if await self.bus.publish(request.origin, _encoder.encode(out)) == 0:
+                served.cancelled.set()  # the requesting instance is gone
+
+        try:
+            await self._app(scope, receive, send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if not served.cancelled.is_set():
+                logger.warning("a relayed request failed", exc_info=True)
+        finally:
+            self._served.pop(request.rid, None)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(parts)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _disconnected(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return

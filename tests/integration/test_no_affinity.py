@@ -1,0 +1,98 @@
+"""Several instances without sticky sessions: every request and socket of a connection goes
+to a randomly chosen instance, and the official JS client works over every transport.
+
+The client is given an `httpClient`, an `EventSource` and a `WebSocket` that pick a random
+instance for each negotiate, poll, send, DELETE, SSE stream and WebSocket (see
+`tests/integration/js/agent.mjs`, `scatter`). A request that reaches an instance which does
+not hold the connection is relayed to the one that does (`hero.realtime.Relay`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.js.agent import NodeAgent
+from tests.support.servers import UNIT, RunningServer, run_hero
+from tests.support.valkey import ValkeyEndpoint
+
+pytest_plugins = ("tests.support.valkey_fixtures",)
+pytestmark = pytest.mark.valkey
+
+PATH = "/conformance"
+
+
+@pytest.fixture(params=[2, 3], ids=["two-instances", "three-instances"])
+def instances(
+    request: pytest.FixtureRequest, valkey_server: ValkeyEndpoint
+) -> Iterator[list[RunningServer]]:
+    url = valkey_server.url  # the conformance hub keeps no keys; pub/sub ignores the db
+    env = {"CachingOptions__Redis": url}
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(run_hero(["conformance-server"], env)) for _ in range(request.param)
+        ]
+
+
+@pytest.mark.parametrize(
+    ("transport", "protocol"),
+    [("LongPolling", "json"), ("LongPolling", "messagepack"), ("ServerSentEvents", "json")],
+)
+async def test_every_request_on_a_random_instance(
+    instances: list[RunningServer], agent: NodeAgent, transport: str, protocol: str
+) -> None:
+    bases = [server.base_url for server in instances]
+    url = bases[0] + PATH  # rewritten per request
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    common: dict[str, Any] = {"transport": transport, "protocol": protocol, "instances": bases}
+    await agent.connect("a", url, targets=["Tick", "Note"], answers=["Confirm"], **common)
+    await agent.connect("b", url, targets=["Tick", "Note"], **common)
+
+    for n in range(30):
+        assert await agent.invoke("a", "Echo", {"n": n}) == {"n": n}
+    assert await agent.stream("a", "Counter", 5, 0) == [0, 1, 2, 3, 4]
+    assert await agent.upload("a", "Sum", [1, 2, 3.5]) == 6.5
+    assert await agent.invoke("a", "AskClient", "Confirm", {"q": 1}) == 'answered {"q":1}'
+
+    await agent.invoke("a", "Broadcast", "Note", "to everyone")
+    await agent.next_message("b", "Note", where=lambda arg: arg == "to everyone")
+    await agent.invoke("b", "JoinGroup", group)
+    await agent.invoke("a", "SendToGroup", group, "Note", "to the group")
+    await agent.next_message("b", "Note", where=lambda arg: arg == "to the group")
+
+    for n in range(200):
+        await agent.call("send", name="a", method="SendToGroup", args=[group, "Tick", n])
+    await agent.next_message("b", "Tick", count=200, timeout=60 * UNIT)
+    assert agent.args_of("b", "Tick") == list(range(200))  # complete and in order
+
+    await agent.stop("a")
+    await agent.stop("b")
+    closes = [e for e in agent.events["a"] if e.kind == "close"]
+    assert closes and closes[0].data.get("error") is None  # a clean stop
+
+
+async def test_a_relay_to_a_dead_owner_answers_404_at_once(valkey_server: ValkeyEndpoint) -> None:
+    env = {"CachingOptions__Redis": valkey_server.url}
+    with (
+        run_hero(["conformance-server"], env) as owner,
+        run_hero(["conformance-server"], env) as other,
+    ):
+        async with httpx.AsyncClient(timeout=10 * UNIT) as http:
+            negotiated = await http.post(f"{owner.base_url}{PATH}/negotiate?negotiateVersion=1")
+            token = negotiated.json()["connectionToken"]
+            first = await http.get(f"{other.base_url}{PATH}", params={"id": token})
+            assert first.status_code == 200  # relayed: the owner started the connection
+            os.kill(owner.process.pid, signal.SIGKILL)
+            owner.process.wait()
+            poll = await http.get(f"{other.base_url}{PATH}", params={"id": token})
+            assert poll.status_code == 404
+            assert poll.text == "No Connection with that ID"
+            send = await http.post(f"{other.base_url}{PATH}", params={"id": token}, content=b"{}")
+            assert send.status_code == 404
