@@ -208,6 +208,24 @@ async def test_direct_messages_reach_the_participants_only(scene: Scene) -> None
     await cast.expect(to=())
 
 
+async def test_a_one_to_one_dm_keeps_both_participants(scene: Scene) -> None:
+    cast, (alice, bob, _, _) = scene
+    room = cast.room
+    dm = (await room.json(ALICE, "POST", "/dms", userIds=[str(BOB)]))["id"]
+    await cast.expect_each(
+        {alice: [added(dm, ALICE), listed(dm), added(dm, BOB)], bob: [added(dm, BOB), listed(dm)]}
+    )
+    # leaving (or removing the other) would strand the pair: find-or-create would hand
+    # back a channel one of them cannot post in
+    await room.call(BOB, "DELETE", f"/channels/{dm}/members/{BOB}", 403)
+    await room.call(ALICE, "DELETE", f"/channels/{dm}/members/{BOB}", 403)
+    await cast.expect(to=())
+    again = await room.json(BOB, "POST", "/dms", userIds=[str(ALICE)])
+    assert again["id"] == dm and len(again["members"]) == 2
+    sent = await room.json(BOB, "POST", f"/channels/{dm}/messages", body="still here")
+    await cast.expect(("ChatMessageCreated", sent), to=(alice, bob))
+
+
 async def test_removed_member_stops_receiving_at_once(scene: Scene) -> None:
     cast, (alice, bob, carol, dave) = scene
     room, general = cast.room, cast.general
