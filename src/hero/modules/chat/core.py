@@ -158,10 +158,15 @@ class ChatCore:
         return rows.all()
 
     async def _unread(self, s: AsyncSession, channel: Channel, member: Member | None) -> int:
+        """Top-level messages of others after the member's watermark, not deleted: the
+        author's own messages are never unread, and thread replies are read in the thread."""
         if member is None:
             return 0
         query = select(func.count()).where(
-            Message.channel_id == channel.id, Message.deleted_at.is_(None)
+            Message.channel_id == channel.id,
+            Message.parent_id.is_(None),
+            Message.author_user_id != member.user_id,
+            Message.deleted_at.is_(None),
         )
         if member.last_read_message_id is not None:
             query = query.where(Message.id > member.last_read_message_id)
