@@ -21,9 +21,11 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+from sqlalchemy import select
 
 from hero.auth import mint_token
-from hero.conventions import Events
+from hero.conventions import Events, channel_group
+from hero.data import OutboxEvent
 from hero.platform.app import create_app
 from hero.platform.settings import load_settings
 from hero.realtime.testing import HubTestClient, lifespan
@@ -115,6 +117,18 @@ class Room:
         response = await self.call(user, method, path, **body)
         assert response.is_success, response.text
         return response.json()
+
+    async def published(self, channel: str) -> list[str]:
+        """The targets the outbox holds for the stream of `channel`, in commit order:
+        what the chat module published, however often delivery repeats it."""
+        query = (
+            select(OutboxEvent.payload)
+            .where(OutboxEvent.stream == channel_group(channel))
+            .order_by(OutboxEvent.seq)
+        )
+        async with self.app.state.platform.database.sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [row["target"] for row in rows if row.get("op") == "send"]
 
     async def channel(self, admin: UUID, name: str, *members: UUID, private: bool = False) -> str:
         created = await self.json(admin, "POST", "/channels", name=name, isPrivate=private)
