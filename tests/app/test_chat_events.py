@@ -82,6 +82,26 @@ async def test_message_edit_pin_and_delete_reach_members_once(scene: Scene) -> N
     assert tomb["deletedAtUtc"] and latest["deletedAtUtc"]
 
 
+async def test_deleting_a_pinned_message_takes_it_off_the_pins(scene: Scene) -> None:
+    cast, (alice, bob, _, _) = scene
+    room, members = cast.room, (alice, bob)
+    sent = await room.json(ALICE, "POST", f"/channels/{cast.general}/messages", body="pin me")
+    pinned = await room.json(BOB, "POST", f"/messages/{sent['id']}/pin")
+    await room.call(ALICE, "DELETE", f"/messages/{sent['id']}", 204)
+    gone = {"channelId": cast.general, "messageId": sent["id"]}
+    await cast.expect(
+        ("ChatMessageCreated", sent),
+        ("ChatMessagePinned", pinned),
+        ("ChatMessageDeleted", gone),  # the deletion says it all: no Unpinned besides
+        to=members,
+    )
+    assert await room.json(BOB, "GET", f"/channels/{cast.general}/pinned") == []
+    (tomb,) = await room.json(BOB, "GET", f"/channels/{cast.general}/messages")
+    assert not tomb["isPinned"] and tomb["pinnedByUserId"] is None
+    await room.json(BOB, "DELETE", f"/messages/{sent['id']}/pin")  # not pinned: no event
+    await cast.expect(to=())
+
+
 async def test_reactions_change_once_per_user_and_emoji(scene: Scene) -> None:
     cast, (alice, bob, _, _) = scene
     room, members = cast.room, (alice, bob)
