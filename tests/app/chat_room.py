@@ -52,8 +52,8 @@ def token(user: UUID, tenant: str = "acme") -> str:
 class Watch:
     """One live hub connection of one user, recording (target, payload) in arrival order."""
 
-    def __init__(self, room: Room, user: UUID, client: HubTestClient) -> None:
-        self.room, self.user, self.client = room, user, client
+    def __init__(self, room: Room, user: UUID, tenant: str, client: HubTestClient) -> None:
+        self.room, self.user, self.tenant, self.client = room, user, tenant, client
         self.seen: list[Event] = []
         self._cursor = 0
         self._arrived = asyncio.Event()
@@ -72,8 +72,9 @@ class Watch:
     async def fence(self) -> list[Event]:
         """What this connection received since the last fence, proven complete."""
         body = f"fence {next(_fences)}"
-        notes = self.room.notes[self.user]
-        await self.room.call(self.user, "POST", f"/channels/{notes}/messages", 201, body=body)
+        notes = self.room.notes[self.user, self.tenant]
+        path = f"/channels/{notes}/messages"
+        await self.room.call(self.user, "POST", path, 201, tenant=self.tenant, body=body)
         marker = ("fence", body)
         async with asyncio.timeout(self.room.wait):
             while marker not in self.seen[self._cursor :]:
@@ -91,7 +92,7 @@ class Room:
     def __init__(self, app: Any, http: httpx.AsyncClient, unit: float) -> None:
         self.app, self.http, self.unit = app, http, unit
         self.wait = 5 * unit
-        self.notes: dict[UUID, str] = {}
+        self.notes: dict[tuple[UUID, str], str] = {}
         self.stack = contextlib.AsyncExitStack()
 
     @property
@@ -99,22 +100,31 @@ class Room:
         return set(self.notes.values())
 
     async def call(
-        self, user: UUID, method: str, path: str, status: int | None = None, **body: Any
+        self,
+        user: UUID,
+        method: str,
+        path: str,
+        status: int | None = None,
+        *,
+        tenant: str = "acme",
+        **body: Any,
     ) -> httpx.Response:
-        """One REST call as `user`; `status`, when given, is asserted."""
+        """One REST call as `user` of `tenant`; `status`, when given, is asserted."""
         response = await self.http.request(
             method,
             API + path,
             json=body or None,
-            headers={"Authorization": f"Bearer {token(user)}"},
+            headers={"Authorization": f"Bearer {token(user, tenant)}"},
         )
         if status is not None:
             assert response.status_code == status, response.text
         return response
 
-    async def json(self, user: UUID, method: str, path: str, **body: Any) -> Any:
+    async def json(
+        self, user: UUID, method: str, path: str, *, tenant: str = "acme", **body: Any
+    ) -> Any:
         """A REST call that must succeed (2xx), returning its JSON body."""
-        response = await self.call(user, method, path, **body)
+        response = await self.call(user, method, path, tenant=tenant, **body)
         assert response.is_success, response.text
         return response.json()
 
@@ -130,25 +140,30 @@ class Room:
             rows = (await session.scalars(query)).all()
         return [row["target"] for row in rows if row.get("op") == "send"]
 
-    async def channel(self, admin: UUID, name: str, *members: UUID, private: bool = False) -> str:
-        created = await self.json(admin, "POST", "/channels", name=name, isPrivate=private)
+    async def channel(
+        self, admin: UUID, name: str, *members: UUID, private: bool = False, tenant: str = "acme"
+    ) -> str:
+        body = {"name": name, "isPrivate": private}
+        created = await self.json(admin, "POST", "/channels", tenant=tenant, **body)
         if members:
             user_ids = [str(m) for m in members]
             await self.json(admin, "POST", f"/channels/{created['id']}/members", userIds=user_ids)
         return str(created["id"])
 
-    async def connect(self, user: UUID) -> Watch:
-        """A new hub connection for `user` (closed with the room)."""
-        if user not in self.notes:
-            self.notes[user] = await self.channel(user, f"notes of {NAMES[user]}", private=True)
+    async def connect(self, user: UUID, tenant: str = "acme") -> Watch:
+        """A new hub connection for `user` of `tenant` (closed with the room)."""
+        if (user, tenant) not in self.notes:
+            name = f"notes of {NAMES[user]}"
+            notes = await self.channel(user, name, private=True, tenant=tenant)
+            self.notes[user, tenant] = notes
         client = HubTestClient(
             self.app,
             "/realtime/hub",
             transport="LongPolling",
-            access_token=token(user),
+            access_token=token(user, tenant),
             timeout=10 * self.unit,
         )
-        watch = Watch(self, user, client)
+        watch = Watch(self, user, tenant, client)
         await self.stack.enter_async_context(client)
         return watch
 
@@ -179,8 +194,8 @@ class Cast:
         self.room, self.general, self.random = room, general, random
         self.everyone: list[Watch] = []
 
-    async def connect(self, user: UUID) -> Watch:
-        watch = await self.room.connect(user)
+    async def connect(self, user: UUID, tenant: str = "acme") -> Watch:
+        watch = await self.room.connect(user, tenant)
         self.everyone.append(watch)
         return watch
 

@@ -308,3 +308,25 @@ async def test_replies_reach_the_channel_and_count_on_the_parent(scene: Scene) -
     deleted = ("ChatMessageDeleted", {"channelId": cast.general, "messageId": first["id"]})
     await cast.expect(deleted, to=members)
     assert [m["replyCount"] for m in await room.json(ALICE, "GET", path)] == [1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="GroupMove and user:{id} name the user without the tenant (hero.realtime, "
+    "hero.conventions): the same user's connection in another tenant is moved and told too",
+)
+async def test_the_same_user_in_another_tenant_hears_nothing(scene: Scene) -> None:
+    cast, (alice, _, _, _) = scene
+    elsewhere = await cast.connect(ALICE, "globex")  # same subject, a globex token
+    assert await alice.fence() == []  # her globex notes channel is no acme news
+    await cast.room.json(ALICE, "POST", f"/channels/{cast.random}/join")
+    await cast.expect_each(
+        {
+            alice: [added(cast.random, ALICE), listed(cast.random)],
+            cast.everyone[2]: [added(cast.random, ALICE)],
+            cast.everyone[3]: [added(cast.random, ALICE)],
+        }
+    )
+    sent = await cast.room.json(CAROL, "POST", f"/channels/{cast.random}/messages", body="x")
+    assert await alice.fence() == [("ChatMessageCreated", sent)]
+    assert await elsewhere.fence() == []
