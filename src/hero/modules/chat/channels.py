@@ -168,6 +168,9 @@ class ChannelCommands(ChatCore):
             channel, member = await self._member_channel(
                 work.session, tenant, channel_id, user, lock=True
             )
+            if channel.type == "directMessage":
+                # find-or-create would hand back a DM one of the pair is no longer in
+                raise forbidden("Nobody leaves a direct message or is removed from it.")
             if target != user and member.role != ADMIN:
                 raise forbidden("Only an admin may remove other members.")
             removed = await self._member(work.session, channel_id, target)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hero.conventions import Events, channel_group, user_group
@@ -66,6 +66,23 @@ def send_event(  # noqa: PLR0917 (internal call sites, fixed order)
 ) -> None:
     delivery = Delivery(Audience.group(group), target, (dict(payload),))
     work.publish(tenant, channel_group(channel_id), delivery.to_wire())
+
+
+def _dialect(s: AsyncSession) -> str:
+    return s.bind.dialect.name if s.bind is not None else ""
+
+
+async def _take_write_lock(s: AsyncSession, channel_id: uuid.UUID) -> None:
+    """SQLite has no row locks, and its driver opens the transaction only at the first
+    write, so a check-then-write (is it pinned? is this reaction there?) raced a
+    concurrent request. A no-op UPDATE takes the database's write lock first; every read
+    after it sees what the previous writer committed, as after `FOR UPDATE` elsewhere."""
+    await s.execute(
+        update(Channel)
+        .where(Channel.id == channel_id)
+        .values(updated_at=Channel.updated_at)
+        .execution_options(synchronize_session=False)
+    )
 
 
 class ChatCore:
@@ -124,7 +141,9 @@ class ChatCore:
         archived: bool = False,
     ) -> Channel:
         query = select(Channel).where(Channel.id == channel_id, Channel.tenant_id == tenant)
-        if lock:
+        if lock and _dialect(s) == "sqlite":
+            await _take_write_lock(s, channel_id)
+        elif lock:
             query = query.with_for_update()
         channel = await s.scalar(query)
         if channel is None or (channel.archived_at is not None and not archived):
@@ -158,10 +177,15 @@ class ChatCore:
         return rows.all()
 
     async def _unread(self, s: AsyncSession, channel: Channel, member: Member | None) -> int:
+        """Top-level messages of others after the member's watermark, not deleted: the
+        author's own messages are never unread, and thread replies are read in the thread."""
         if member is None:
             return 0
         query = select(func.count()).where(
-            Message.channel_id == channel.id, Message.deleted_at.is_(None)
+            Message.channel_id == channel.id,
+            Message.parent_id.is_(None),
+            Message.author_user_id != member.user_id,
+            Message.deleted_at.is_(None),
         )
         if member.last_read_message_id is not None:
             query = query.where(Message.id > member.last_read_message_id)

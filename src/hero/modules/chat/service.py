@@ -196,6 +196,8 @@ class ChatService(ChannelCommands):
             if message.deleted_at is not None:
                 return
             message.deleted_at = utc_now()
+            # a tombstone is no pin: ChatMessageDeleted tells clients to drop it everywhere
+            message.pinned_at, message.pinned_by_user_id = None, None
             if message.parent_id is not None:
                 parent = await work.session.get(Message, message.parent_id)
                 if parent is not None and parent.reply_count > 0:
