@@ -1,4 +1,4 @@
-"""AppHub in-process with the test kit, as SEED.md's "Integration testing SignalR" describes:
+"""AppHub in-process with the test kit (ASP.NET Core's TestServer pattern for hubs):
 no sockets, long polling forced (the TestServer pattern), the whole platform from
 `create_app`. Use this module as the template for new realtime integration tests.
 """

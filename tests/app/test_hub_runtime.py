@@ -94,7 +94,7 @@ async def test_parallel_invocations_when_allowed() -> None:
 
 
 async def test_client_result_handler_may_call_the_hub_while_the_hub_waits() -> None:
-    """The deadlock rule (SIGNALR.md 9.5): AskClient holds the only invocation slot until
+    """The deadlock rule (docs/protocol.md §9.5): AskClient holds the only invocation slot until
     it awaits the client, which then invokes Echo on the same connection."""
     server = HubServer(ConformanceHub)
     async with HubTestClient(

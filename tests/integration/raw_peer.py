@@ -136,7 +136,7 @@ async def eventually(
 class RawPeer:
     """A hand-driven SignalR client over one WebSocket.
 
-    Frames received are checked the way the JS parsers would (SIGNALR.md 3.2, checklist
+    Frames received are checked the way the JS parsers would (docs/protocol.md §3.2, checklist
     16): each holds only complete messages, JSON records are never empty. Use either the
     parsing readers (`handshake`, `next_message`, `invoke`) or `raw_frame` on one peer.
     """

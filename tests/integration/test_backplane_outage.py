@@ -1,4 +1,5 @@
-"""The backplane while Valkey is down and after it comes back (checklist 58, SIGNALR.md 10.4).
+"""The backplane while Valkey is down and after it comes back (checklist 58,
+docs/protocol.md §10.4).
 
 A dedicated valkey-server (not the session one) is stopped and restarted on the same port.
 """

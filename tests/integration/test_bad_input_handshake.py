@@ -5,7 +5,7 @@ Handshake requests that are malformed, refused, in any protocol-name case, of ve
 the handshake frame (checklist 19, 27-31); Text/Binary frames per protocol (14, 15, 27).
 
 Raw clients only (helpers in tests/integration/raw_peer.py). Every test that feeds bad
-input checks the documented reaction (SIGNALR.md sections 2-9, checklist of section 13)
+input checks the documented reaction (docs/protocol.md §§2-9, checklist of section 13)
 and then that a second connection, opened before the bad input, still works
 (`assert_healthy`).
 """
@@ -34,7 +34,7 @@ from tests.integration.raw_peer import (
 from tests.support.servers import RunningServer
 
 # --------------------------------------------------------------------------------------
-# Handshake (SIGNALR.md 4; checklist 27-31)
+# Handshake (docs/protocol.md §4; checklist 27-31)
 # --------------------------------------------------------------------------------------
 
 

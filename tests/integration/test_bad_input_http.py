@@ -6,7 +6,7 @@ long-polling, Server-Sent Events and POST requests (12, 13, 20, 26), and long po
 `short_timeout_server` so it can see the poll pending on the server.
 
 Raw clients only (helpers in tests/integration/raw_peer.py). Every test that feeds bad
-input checks the documented reaction (SIGNALR.md sections 2-9, checklist of section 13)
+input checks the documented reaction (docs/protocol.md §§2-9, checklist of section 13)
 and then that a second connection, opened before the bad input, still works
 (`assert_healthy`).
 """
@@ -40,7 +40,7 @@ from tests.integration.raw_peer import (
 from tests.support.servers import RunningServer
 
 # --------------------------------------------------------------------------------------
-# Negotiate (SIGNALR.md 2; checklist 1-5, 8, 9, 11)
+# Negotiate (docs/protocol.md §2; checklist 1-5, 8, 9, 11)
 # --------------------------------------------------------------------------------------
 
 TRANSPORTS = [
@@ -185,7 +185,7 @@ async def test_checklist_11_unknown_query_parameters_are_ignored(
 
 
 # --------------------------------------------------------------------------------------
-# HTTP routing errors (SIGNALR.md 3.1; checklist 12, 13, 20, 26)
+# HTTP routing errors (docs/protocol.md §3.1; checklist 12, 13, 20, 26)
 # --------------------------------------------------------------------------------------
 
 
@@ -310,7 +310,7 @@ async def test_checklist_26_changing_transport_mid_connection_is_400(
 
 
 # --------------------------------------------------------------------------------------
-# Long polling (SIGNALR.md 3.5; checklist 17, 21, 23)
+# Long polling (docs/protocol.md §3.5; checklist 17, 21, 23)
 # --------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ bad arguments and unknown message types (37, 39), invocation ids (33, 49, 51), b
 and split messages (17, 43), property order and headers (32), client Close (46).
 
 Raw clients only (helpers in tests/integration/raw_peer.py). Every test that feeds bad
-input checks the documented reaction (SIGNALR.md sections 2-9, checklist of section 13)
+input checks the documented reaction (docs/protocol.md §§2-9, checklist of section 13)
 and then that a second connection, opened before the bad input, still works
 (`assert_healthy`).
 """
@@ -31,7 +31,7 @@ from tests.integration.raw_peer import (
 from tests.support.servers import RunningServer
 
 # --------------------------------------------------------------------------------------
-# Protocol errors after the handshake (SIGNALR.md 5.5, 7.4; checklist 47)
+# Protocol errors after the handshake (docs/protocol.md §5.5, 7.4; checklist 47)
 # --------------------------------------------------------------------------------------
 
 
@@ -96,7 +96,7 @@ async def test_checklist_47_messagepack_protocol_error_closes_with_error(
 
 
 # --------------------------------------------------------------------------------------
-# Message size limit (SIGNALR.md 9.8; checklist 54)
+# Message size limit (docs/protocol.md §9.8; checklist 54)
 # --------------------------------------------------------------------------------------
 
 
@@ -169,7 +169,7 @@ async def test_checklist_54_messagepack_size_limit_counts_the_prefix(
 
 
 # --------------------------------------------------------------------------------------
-# Invocation-level errors keep the connection open (SIGNALR.md 9.2; checklist 37, 39)
+# Invocation-level errors keep the connection open (docs/protocol.md §9.2; checklist 37, 39)
 # --------------------------------------------------------------------------------------
 
 
@@ -247,7 +247,7 @@ async def test_checklist_39_unknown_messagepack_message_types_are_ignored(
 
 
 # --------------------------------------------------------------------------------------
-# Invocation ids (SIGNALR.md 5.2, 9.2, 9.3; checklist 33, 49, 51)
+# Invocation ids (docs/protocol.md §5.2, 9.2, 9.3; checklist 33, 49, 51)
 # --------------------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ handshake timeout (30), the disconnect timeout for unused and unpolled connectio
 fraction of a second instead of 15-90 s.
 
 Raw clients only (helpers in tests/integration/raw_peer.py). Every test that feeds bad
-input checks the documented reaction (SIGNALR.md sections 2-9, checklist of section 13)
+input checks the documented reaction (docs/protocol.md §§2-9, checklist of section 13)
 and then that a second connection, opened before the bad input, still works
 (`assert_healthy`).
 """
@@ -85,7 +85,7 @@ async def test_checklist_45_silence_after_first_ping_closes_with_allow_reconnect
 async def test_checklist_45_client_that_never_pings_is_not_timed_out(
     short_timeout_server: InProcessServer, short_healthy: RawPeer, unit: float
 ) -> None:
-    """The client timeout is armed only by the client's first Ping (SIGNALR.md 7.3)."""
+    """The client timeout is armed only by the client's first Ping (docs/protocol.md §7.3)."""
     peer = await RawPeer.connect(short_timeout_server.base_url, unit)
     await peer.handshake()
     await asyncio.sleep(SHORT_CLIENT_TIMEOUT * 1.5)  # silence is the point of this test

@@ -1,4 +1,4 @@
-"""Cluster behaviour end to end (CONTRACT.md sections 1 and 5, SIGNALR.md section 10): several
+"""Cluster behaviour end to end (docs/platform.md §§1 and 5, docs/protocol.md §10): several
 real hero processes on one real valkey-server, driven by the official JS client under Node.
 
 - two `hero conformance-server` processes form a cluster (broadcast, groups, SendToOthers,
@@ -385,7 +385,7 @@ async def test_platform_instances_share_user_groups_presence_and_typing_throttle
     assert agent.args_of("O", TYPING) == agent.args_of("S", TYPING) == []  # not members
     assert await metric(one, "hero_typing_throttle_hits_total") == 0
     assert await metric(two, "hero_typing_throttle_hits_total") == 1
-    claim_key = f"chat:typing:{channel}:{u.uid}"  # exactly CONTRACT.md's key, own database
+    claim_key = f"chat:typing:{channel}:{u.uid}"  # exactly docs/platform.md's key, own database
     client: Any = valkey.Valkey.from_url(valkey_db, socket_timeout=10 * UNIT)
     try:
         assert client.pttl(claim_key) > 0

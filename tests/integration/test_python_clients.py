@@ -6,7 +6,7 @@
 version 0 and sends that same 0 as its handshake version; its callbacks are bridged here with
 `threading.Event` waits.
 
-Not covered, because of client library bugs (SIGNALR.md 11.9):
+Not covered, because of client library bugs (docs/protocol.md §11.9):
 - `signalrcore` MessagePack over long polling: `LongPollingBinaryClient.__init__` calls
   `super(LongPollingTextClient, self)` (a TypeError), and the transport is never told it is
   binary anyway, so it uses the text client, which only delivers data up to a 0x1E record
@@ -131,7 +131,7 @@ async def test_pysignalr_echo_and_add(
         fractional = await session.invoke("Add", 0.5, 0.25)
         assert fractional.result == pytest.approx(0.75)
 
-        # Method names match case-insensitively (checklist 12 of SIGNALR.md 11).
+        # Method names match case-insensitively (checklist 12 of docs/protocol.md §11).
         lower = await session.invoke("echo", "x")
         assert lower.result == "x"
         assert session.errors == []
@@ -315,7 +315,7 @@ def test_signalrcore_http_transports_json_echo_and_add(
 def test_signalrcore_messagepack_request_over_sse_falls_back_to_json(
     conformance_server: RunningServer, unit: float
 ) -> None:
-    """SSE lists only `Text`, so asking for Binary there gives JSON (SIGNALR.md 2.3)."""
+    """SSE lists only `Text`, so asking for Binary there gives JSON (docs/protocol.md §2.3)."""
     hub_url = conformance_server.base_url + "/conformance"
     with signalrcore_session(
         hub_url,

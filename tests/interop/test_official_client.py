@@ -3,7 +3,7 @@
 `scenarios.mjs` runs many scenarios in ONE node process per transport/protocol combination and
 prints one JSON line; a session fixture starts every combination's process at once (they run in
 parallel against the shared `conformance_server`) and each test below asserts on one scenario's
-entry. Test names carry the SIGNALR.md section 13 checklist numbers they cover.
+entry. Test names carry the docs/protocol.md §13 checklist numbers they cover.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""JWT validation, claim mapping, token extraction and log redaction (CONTRACT.md section 3)."""
+"""JWT validation, claim mapping, token extraction and log redaction (docs/platform.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Framing (SIGNALR.md 3.2, 5.1, 6.2, 9.8): record separators, VarInt prefixes, size limits.
+"""Framing (docs/protocol.md §3.2, 5.1, 6.2, 9.8): record separators, VarInt prefixes, size limits.
 
 Pure, sans-I/O tests of `hero.realtime.protocol.framing`.
 """
@@ -25,7 +25,7 @@ from hero.realtime.protocol.framing import (
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# SIGNALR.md section 6.2, VarInt table, taken literally: (length, prefix bytes).
+# docs/protocol.md §6.2, VarInt table, taken literally: (length, prefix bytes).
 VARINT_TABLE = [
     (0, "00"),
     (127, "7F"),

@@ -1,4 +1,4 @@
-"""The handshake (SIGNALR.md section 4): always JSON, always the first bytes each way."""
+"""The handshake (docs/protocol.md §4): always JSON, always the first bytes each way."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from hero.realtime.protocol.handshake import (
 
 LIMIT = 32_768
 
-# SIGNALR.md 4.1 / 5.3, literally.
+# docs/protocol.md §4.1 / 5.3, literally.
 JSON_REQUEST = b'{"protocol":"json","version":1}\x1e'
 MSGPACK_REQUEST = b'{"protocol":"messagepack","version":1}\x1e'
 

@@ -1,4 +1,4 @@
-"""Negotiate (SIGNALR.md section 2): version selection and the response body."""
+"""Negotiate (docs/protocol.md §2): version selection and the response body."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The JSON hub protocol (SIGNALR.md section 5) and SerializedMessage.
+"""The JSON hub protocol (docs/protocol.md §5) and SerializedMessage.
 
-Fixtures are taken literally from SIGNALR.md 5.3: every JS client line is parsed, every .NET
+Fixtures are taken literally from docs/protocol.md §5.3: every JS client line is parsed, every .NET
 server line is written and compared byte for byte.
 """
 

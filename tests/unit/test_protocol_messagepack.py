@@ -1,6 +1,7 @@
-"""The MessagePack hub protocol (SIGNALR.md section 6).
+"""The MessagePack hub protocol (docs/protocol.md §6).
 
-Byte fixtures are taken literally from SIGNALR.md 6.4 (VarInt prefix first): all are parsed, and
+Byte fixtures follow the layouts of docs/protocol.md §6.3 (VarInt prefix first): all are parsed,
+and
 those whose form the server writes are also written and compared byte for byte.
 """
 

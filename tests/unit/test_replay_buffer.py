@@ -1,4 +1,4 @@
-"""ReplayBuffer: the numbering rules of stateful reconnect (SIGNALR.md 8.2-8.4)."""
+"""ReplayBuffer: the numbering rules of stateful reconnect (docs/protocol.md §8.2-8.4)."""
 
 from __future__ import annotations
 

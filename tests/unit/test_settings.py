@@ -1,4 +1,4 @@
-"""Settings: sources, precedence, parsing and one-line errors (CONTRACT.md section 2)."""
+"""Settings: sources, precedence, parsing and one-line errors (docs/platform.md §2)."""
 
 from __future__ import annotations
 

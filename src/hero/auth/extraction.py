@@ -1,4 +1,4 @@
-"""Where a request's bearer token comes from (CONTRACT.md section 3).
+"""Where a request's bearer token comes from (docs/platform.md §3).
 
 ``Authorization: Bearer <token>`` is read everywhere. Browsers cannot set headers on a
 WebSocket or EventSource, so the ``access_token`` query parameter is also read, but only on

@@ -10,7 +10,7 @@ from typing import Any, Final
 __all__ = ["DEFAULT_TENANT", "Principal"]
 
 DEFAULT_TENANT: Final = "root"
-"""The tenant of a token that carries no tenant claim (CONTRACT.md section 3)."""
+"""The tenant of a token that carries no tenant claim (docs/platform.md §3)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Keep tokens out of logs (CONTRACT.md section 3: access logs redact ``access_token``)."""
+"""Keep tokens out of logs (docs/platform.md §3: access logs redact ``access_token``)."""
 
 from __future__ import annotations
 

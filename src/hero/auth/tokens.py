@@ -1,4 +1,4 @@
-"""JWT bearer validation and minting (CONTRACT.md section 3), on PyJWT.
+"""JWT bearer validation and minting (docs/platform.md §3), on PyJWT.
 
 Validation follows ASP.NET Core's JwtBearer defaults: signature, issuer, audience, ``exp``
 (required) and ``nbf`` (when present) are checked with a clock skew (``leeway_seconds``,
@@ -142,7 +142,7 @@ def _roles(claims: Mapping[str, Any]) -> frozenset[str]:
 
 
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
-    """Map validated claims to a :class:`Principal` (CONTRACT.md section 3 rules).
+    """Map validated claims to a :class:`Principal` (docs/platform.md §3 rules).
 
     User id: the first present of :data:`USER_ID_CLAIMS`, which must be a non-nil UUID.
     Tenant: the first non-empty of :data:`TENANT_CLAIMS`, else ``root``. Name: ``name``, else

@@ -1,4 +1,4 @@
-"""Names and small interfaces shared by the platform and its modules (CONTRACT.md section 5).
+"""Names and small interfaces shared by the platform and its modules (docs/platform.md §5).
 
 Group names and event names come from here, never from literals at call sites. The
 ChannelLookup / ChannelMembership interfaces are implemented by the chat module and consumed
@@ -37,7 +37,7 @@ def typing_throttle_key(channel_id: UUID | str, user_id: UUID | str) -> str:
 
 
 class Events:
-    """Target names of the events the server sends (CONTRACT.md section 5)."""
+    """Target names of the events the server sends (docs/platform.md §5)."""
 
     CHAT_MESSAGE_CREATED: Final = "ChatMessageCreated"
     CHAT_MESSAGE_EDITED: Final = "ChatMessageEdited"

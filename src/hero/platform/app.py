@@ -76,7 +76,7 @@ logger = logging.getLogger("hero.platform")
 HUB_PATHS = ("/realtime/hub", "/api/v1/realtime/hub")
 KEY_PREFIX = "hero:"
 """Prefix of the presence keys and the backplane channels. The platform's Cache has none:
-CONTRACT.md names its keys exactly (the typing claim is `chat:typing:{channelId}:{userId}`)."""
+docs/platform.md names its keys exactly (the typing claim is `chat:typing:{channelId}:{userId}`)."""
 MAX_PRESENCE_IDS = 500
 
 

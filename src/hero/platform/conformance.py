@@ -1,4 +1,4 @@
-"""The ConformanceHub app of `hero conformance-server` (CONTRACT.md section 6).
+"""The ConformanceHub app of `hero conformance-server` (docs/platform.md §6).
 
 No authentication. It honours the same settings as `hero serve`: with
 `CachingOptions:Redis` set, instances on one Valkey form a cluster (a client on one sees

@@ -1,4 +1,4 @@
-"""Credentialed CORS, exactly as SEED.md describes.
+"""Credentialed CORS: an explicit origin allow-list, echoed with credentials (never `*`).
 
 - An origin on the allow-list (or any origin with `Cors:AllowAll`, the dev-only
   `SetIsOriginAllowed(_ => true) + AllowCredentials()` pattern) gets its own origin echoed

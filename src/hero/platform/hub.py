@@ -1,4 +1,4 @@
-"""AppHub: the one hub serving every realtime concern (CONTRACT.md section 5).
+"""AppHub: the one hub serving every realtime concern (docs/platform.md §5).
 
 On connect a connection joins `user:{userId}`, `tenant:{tenantId}` and one `channel:{id}`
 per channel of its user. Identity always comes from the connection's own principal,

@@ -1,4 +1,4 @@
-"""Typed platform settings (CONTRACT.md section 2), parsed once at start-up.
+"""Typed platform settings (docs/platform.md §2), parsed once at start-up.
 
 Sources, lowest precedence first:
 

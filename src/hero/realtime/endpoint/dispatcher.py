@@ -1,8 +1,8 @@
-"""The HTTP-connections layer of one hub (SIGNALR.md sections 2 and 3).
+"""The HTTP-connections layer of one hub (docs/protocol.md §§2 and 3).
 
 `ConnectionEndpoint` is a plain ASGI app mounted at the hub's path. It answers
 `POST /negotiate`, WebSocket upgrades, SSE and long-poll GETs, POST sends and DELETE, with
-the status codes of SIGNALR.md 3.1, and hands each logical connection to the application
+the status codes of docs/protocol.md §3.1, and hands each logical connection to the application
 (the hub runtime) through the ConnectionManager.
 """
 
@@ -66,7 +66,7 @@ class EndpointOptions:
     minimum_negotiate_version: int = 0
     require_authentication: bool = False
     allow_stateful_reconnects: bool = False
-    """Offer stateful reconnect (SIGNALR.md 8) to clients that ask for it at negotiate."""
+    """Offer stateful reconnect (docs/protocol.md §8) to clients that ask for it at negotiate."""
     connection_token_key: bytes | None = None
     """Processes sharing this key sign connection tokens alike, so a WebSocket may arrive at
     any of them after negotiate (several workers on one socket, no sticky sessions)."""
@@ -302,7 +302,7 @@ class ConnectionEndpoint:
     async def _resume_websocket(
         self, scope: Scope, connection: Connection, receive: Receive, send: Send
     ) -> None:
-        """A stateful client reconnects with the same id (SIGNALR.md 8.3): the old socket, if
+        """A stateful client reconnects with the same id (docs/protocol.md §8.3): the old socket, if
         still open, is retired; the hub replays what the client has not acknowledged."""
         if connection.resuming:
             await reject_websocket(scope, send, 409)  # another resume is under way
@@ -362,7 +362,7 @@ class ConnectionEndpoint:
         if connection is None:
             return
         if not self.connections.started(connection) and connection.transport is None:
-            # First poll: activate the connection and return at once (SIGNALR.md 3.5).
+            # First poll: activate the connection and return at once (docs/protocol.md §3.5).
             connection.last_seen = time.monotonic()
             self.connections.start(connection, TransportKind.LONG_POLLING)
             await respond(send, 200, content_type=b"application/octet-stream")

@@ -1,4 +1,4 @@
-"""Client proxies: who a message goes to (SIGNALR.md 9.6).
+"""Client proxies: who a message goes to (docs/protocol.md §9.6).
 
 Every proxy sends a non-blocking Invocation (no invocation id) through the lifetime
 manager, which serialises it once per protocol. `SingleClientProxy.invoke` is the one

@@ -24,7 +24,7 @@ from hero.realtime.protocol import InvocationMessage
 
 
 class AudienceKind(StrEnum):
-    """Who a send reaches (SIGNALR.md 9.6's client proxies)."""
+    """Who a send reaches (docs/protocol.md §9.6's client proxies)."""
 
     ALL = "all"
     CONNECTION = "connection"

@@ -43,7 +43,7 @@ class LocalConnection(Protocol):
 
 
 class ClientResultError(Exception):
-    """A client result could not be obtained; the text follows SIGNALR.md 9.5."""
+    """A client result could not be obtained; the text follows docs/protocol.md §9.5."""
 
 
 class HubLifetimeManager(ABC):

@@ -21,7 +21,7 @@ class PendingResults:
     """Client-result invocations awaiting a Completion, keyed by invocation id.
 
     Each entry remembers the connection it was sent to: only that connection's Completion
-    is accepted (SIGNALR.md 9.5).
+    is accepted (docs/protocol.md §9.5).
     """
 
     def __init__(self, id_prefix: str = "s") -> None:

@@ -1,4 +1,4 @@
-"""ValkeyLifetimeManager: fan-out across instances over Valkey pub/sub (SIGNALR.md 10).
+"""ValkeyLifetimeManager: fan-out across instances over Valkey pub/sub (docs/protocol.md §10).
 
 Every instance keeps its own connections in `LocalConnections` and delivers to them
 directly: a local target never touches Valkey, and a broadcast is published once for the

@@ -11,7 +11,7 @@ from hero.realtime.protocol.messages import HubMessage
 
 
 class TransferFormat(IntFlag):
-    """What a transport can carry (SIGNALR.md section 2.3: `transferFormats`)."""
+    """What a transport can carry (docs/protocol.md §2.3: `transferFormats`)."""
 
     TEXT = 1
     BINARY = 2
@@ -52,7 +52,7 @@ class HubProtocol(ABC):
     transfer_format: TransferFormat
 
     def is_version_supported(self, version: int) -> bool:
-        """Any version up to the protocol's own is accepted (SIGNALR.md 4.1)."""
+        """Any version up to the protocol's own is accepted (docs/protocol.md §4.1)."""
         return version <= self.version
 
     @abstractmethod

@@ -1,4 +1,4 @@
-"""Message framing (SIGNALR.md sections 5.1 and 6.2), incremental and size-capped.
+"""Message framing (docs/protocol.md §§5.1 and 6.2), incremental and size-capped.
 
 Both framers take bytes in arbitrary chunks (WebSocket frames, POST bodies) and return the
 complete message payloads found so far. The size limit counts framing too and is enforced

@@ -1,4 +1,4 @@
-"""The handshake (SIGNALR.md section 4): always JSON, always the first bytes each way."""
+"""The handshake (docs/protocol.md §4): always JSON, always the first bytes each way."""
 
 from __future__ import annotations
 

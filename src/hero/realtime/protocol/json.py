@@ -1,4 +1,4 @@
-"""The JSON hub protocol, "json", Text transfer format (SIGNALR.md section 5)."""
+"""The JSON hub protocol, "json", Text transfer format (docs/protocol.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The MessagePack hub protocol, "messagepack", Binary transfer format (SIGNALR.md section 6).
+"""The MessagePack hub protocol, "messagepack", Binary transfer format (docs/protocol.md §6).
 
 Each message is a MessagePack array whose first element is the message type, framed with a
 VarInt length prefix. Map keys of application payloads are written as given (the JSON
@@ -96,7 +96,7 @@ def _integer(arr: list[Any], index: int, what: str) -> int:
 
 
 class MessagePackHubProtocol(HubProtocol):
-    """Arrays as in SIGNALR.md 6.3; accepts the 5-element Invocation the JS client sends."""
+    """Arrays as in docs/protocol.md §6.3; accepts the 5-element Invocation the JS client sends."""
 
     name = "messagepack"
     version = 2

@@ -1,4 +1,4 @@
-"""Hub protocol messages (SIGNALR.md section 5.2), one frozen dataclass per message type.
+"""Hub protocol messages (docs/protocol.md §5.2), one frozen dataclass per message type.
 
 These objects are protocol-neutral: the JSON and MessagePack hub protocols both read and
 write them. Arguments, items and results are plain Python values (already bound or not yet
@@ -142,4 +142,4 @@ TRACKABLE_TYPES = (
     CompletionMessage,
     CancelInvocationMessage,
 )
-"""Messages counted by stateful reconnect (SIGNALR.md section 8.2)."""
+"""Messages counted by stateful reconnect (docs/protocol.md §8.2)."""

@@ -1,4 +1,4 @@
-"""Negotiate responses, versions 0 and 1 (SIGNALR.md section 2)."""
+"""Negotiate responses, versions 0 and 1 (docs/protocol.md §2)."""
 
 from __future__ import annotations
 

@@ -172,7 +172,7 @@ class HubConnection:
 
     def resume(self) -> None:
         """A new socket for this connection: Sequence, then every unacknowledged message
-        (SIGNALR.md 8.3), replacing whatever was queued for the lost socket."""
+        (docs/protocol.md §8.3), replacing whatever was queued for the lost socket."""
         replay = self.replay
         if replay is None:
             return

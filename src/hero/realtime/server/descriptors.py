@@ -1,7 +1,7 @@
 """Hub method descriptors: what the dispatcher knows about each callable method.
 
 Built once per hub class from methods marked with `@hub_method`. Wire names default to the
-Python name in PascalCase and match case-insensitively (SIGNALR.md 9.1). Parameters are
+Python name in PascalCase and match case-insensitively (docs/protocol.md §9.1). Parameters are
 bound with pydantic TypeAdapters; a parameter annotated `AsyncIterator[T]` (or
 `AsyncIterable[T]`) is an upload stream fed by the client; an async generator method is a
 server-to-client stream.

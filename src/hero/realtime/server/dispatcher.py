@@ -1,4 +1,4 @@
-"""The hub dispatcher: routes each incoming hub message of a connection (SIGNALR.md 9).
+"""The hub dispatcher: routes each incoming hub message of a connection (docs/protocol.md §9).
 
 Invocations of plain methods take one of the connection's invocation slots (one by default,
 so a connection's methods run one at a time, in arrival order); streams and methods with
@@ -83,7 +83,7 @@ def release_invocation_slot() -> None:
 
 
 def error_text(prefix: str, exc: BaseException, detailed: bool) -> str:
-    """ErrorMessageHelper: `<prefix>` or `<prefix> <Type>: <message>` (SIGNALR.md 9.2).
+    """ErrorMessageHelper: `<prefix>` or `<prefix> <Type>: <message>` (docs/protocol.md §9.2).
 
     A failed client result surfaces as the HubException .NET raises for it, so the client's
     own error text reaches the caller.
@@ -248,7 +248,7 @@ class HubDispatcher:
         kind: str,
         used: str,
     ) -> None:
-        """A streaming method invoked as plain, or the reverse (SIGNALR.md 9.2)."""
+        """A streaming method invoked as plain, or the reverse (docs/protocol.md §9.2)."""
         if message.invocation_id:
             connection.write(
                 CompletionMessage.with_error(

@@ -1,4 +1,4 @@
-"""Hub runtime options (the .NET HubOptions defaults, SIGNALR.md 7.1)."""
+"""Hub runtime options (the .NET HubOptions defaults, docs/protocol.md §7.1)."""
 
 from __future__ import annotations
 

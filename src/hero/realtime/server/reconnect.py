@@ -1,4 +1,4 @@
-"""The stateful-reconnect buffer (SIGNALR.md 8.2): what one side must be able to replay.
+"""The stateful-reconnect buffer (docs/protocol.md §8.2): what one side must be able to replay.
 
 Trackable messages (Invocation, StreamItem, Completion, StreamInvocation, CancelInvocation)
 are numbered 1, 2, 3, ... in each direction; the numbers are implied by order and appear

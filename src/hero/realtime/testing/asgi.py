@@ -165,7 +165,7 @@ class Transport(ABC):
 
 
 class LongPollingTransport(Transport):
-    """GET polls in one background task, POST sends, DELETE to terminate (SIGNALR.md 3.5).
+    """GET polls in one background task, POST sends, DELETE to terminate (docs/protocol.md §3.5).
 
     `httpx.ASGITransport` buffers each response, which suits long polling: a poll is one
     complete response. Each request runs the app in its own task, so a pending poll never

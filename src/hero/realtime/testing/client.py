@@ -13,10 +13,10 @@ module only moves bytes and keeps per-invocation bookkeeping.
         assert await client.next_message("Receive") == ("hi",)
 
 Upload streams: pass any `AsyncIterable` as an argument of `invoke`, `send` or `stream`; it
-is sent as a client-to-server stream (`streamIds`, SIGNALR.md 9.4) and pumped in the
+is sent as a client-to-server stream (`streamIds`, docs/protocol.md §9.4) and pumped in the
 background, ending with a Completion (with `error` if the iterable raised).
 
-The access token travels as the official browser client sends it (SIGNALR.md 2.7):
+The access token travels as the official browser client sends it (docs/protocol.md §2.7):
 `Authorization: Bearer` on negotiate, polls, sends and DELETE; `?access_token=` on the
 WebSocket request. `headers` go on every request, the WebSocket one included.
 
@@ -414,7 +414,7 @@ class HubTestClient:
             self._spawn(_log_failure(result, message.target), f"hero-test-on-{message.target}")
 
     async def _answer(self, message: InvocationMessage, handlers: list[Handler]) -> None:
-        """Answer a client-result invocation with one Completion (SIGNALR.md 9.5)."""
+        """Answer a client-result invocation with one Completion (docs/protocol.md §9.5)."""
         invocation_id = message.invocation_id
         assert invocation_id is not None
         completion: CompletionMessage

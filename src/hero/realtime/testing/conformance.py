@@ -1,4 +1,4 @@
-"""ConformanceHub: the fixture hub of CONTRACT.md section 6 (`hero conformance-server`)."""
+"""ConformanceHub: the fixture hub of docs/platform.md §6 (`hero conformance-server`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""THE lifetime-manager conformance suite (ARCHITECTURE.md habit 3; SIGNALR.md 9.5-9.7, 10).
+"""THE lifetime-manager conformance suite (docs/protocol.md §9.5-9.7, 10).
 
 Every `HubLifetimeManager` backend passes these same tests, unchanged. A backend's test
 module subclasses `LifetimeManagerConformance` and says how to build a cluster:

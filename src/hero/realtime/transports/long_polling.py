@@ -1,4 +1,4 @@
-"""The long-polling transport (SIGNALR.md 3.5): one poll request at a time per connection.
+"""The long-polling transport (docs/protocol.md §3.5): one poll request at a time per connection.
 
 The logical connection outlives each poll. A poll returns everything queued (200), an empty
 200 after the poll timeout, or 204 once the connection is over or a newer poll replaced it.

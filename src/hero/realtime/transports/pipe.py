@@ -8,7 +8,7 @@ Bounds (habit 7): inbound is limited in bytes and makes the transport wait (back
 outbound is limited in bytes and refuses writes past the limit, which the hub turns into a
 slow-consumer disconnect. Outbound writes never await, so a broadcast never waits on a
 recipient, and the transport drains everything queued in one write (several complete
-messages per frame, SIGNALR.md 3.2).
+messages per frame, docs/protocol.md §3.2).
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ class Connection:
         self.disposed = False
         self.poll_superseded: asyncio.Event | None = None
         self.stalled_writing = False
-        # Stateful reconnect (SIGNALR.md 8): agreed at negotiate, switched on by the hub
+        # Stateful reconnect (docs/protocol.md §8): agreed at negotiate, switched on by the hub
         # after a version-2 handshake on WebSockets. A dropped socket then only suspends the
         # connection until the client resumes it with a new socket (or it is reaped).
         self.stateful_negotiated = False
@@ -248,7 +248,7 @@ class Connection:
 
     @property
     def has_inherent_keep_alive(self) -> bool:
-        """Long polling needs no Ping messages (SIGNALR.md 3.5)."""
+        """Long polling needs no Ping messages (docs/protocol.md §3.5)."""
         return self.transport is TransportKind.LONG_POLLING
 
     async def receive(self) -> bytes | None:

@@ -1,4 +1,4 @@
-"""The Server-Sent Events transport (SIGNALR.md 3.4): server to client only.
+"""The Server-Sent Events transport (docs/protocol.md §3.4): server to client only.
 
 Client-to-server data arrives by POST (handled by the endpoint). Each drained chunk of hub
 data becomes one unnamed event: one `data:` line per LF-separated line, then a blank line.

@@ -1,4 +1,4 @@
-"""The WebSockets transport (SIGNALR.md 3.3): full duplex, one connection per socket.
+"""The WebSockets transport (docs/protocol.md §3.3): full duplex, one connection per socket.
 
 Outgoing frames follow the connection's transfer format (Text for JSON, Binary for
 MessagePack); incoming opcodes do not matter. Each frame carries everything queued at the
