@@ -205,7 +205,13 @@ class CachingOptions(BaseModel):
     )
 
     redis: Annotated[RedisEndpoint | None, BeforeValidator(_to_redis_endpoint)] = Field(
-        default=None, alias="Redis"
+        default=None,
+        alias="Redis",
+        description=(
+            "Valkey endpoint: `host:port[,password=…][,ssl=true]` or a `redis://`, `rediss://`, "
+            "`valkey://` URL. Set: cache, typing throttle, presence, the hub backplane and the "
+            "relay between instances use it. Empty: in-process, one instance."
+        ),
     )
 
     def redis_url(self) -> str | None:
@@ -224,10 +230,26 @@ class JwtOptions(BaseModel):
         frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
     )
 
-    issuer: _Str = Field(default="hero.local", alias="Issuer")
-    audience: _Str = Field(default="hero.clients", alias="Audience")
-    signing_key: _Str = Field(default="", alias="SigningKey", repr=False)
-    access_token_minutes: _PositiveInt = Field(default=60, alias="AccessTokenMinutes")
+    issuer: _Str = Field(
+        default="hero.local", alias="Issuer", description="the `iss` every token must carry"
+    )
+    audience: _Str = Field(
+        default="hero.clients", alias="Audience", description="the `aud` every token must carry"
+    )
+    signing_key: _Str = Field(
+        default="",
+        alias="SigningKey",
+        description=(
+            "HS256 key, 32+ characters. Empty: a random development key per run (with a warning);"
+            " refused in Production"
+        ),
+        repr=False,
+    )
+    access_token_minutes: _PositiveInt = Field(
+        default=60,
+        alias="AccessTokenMinutes",
+        description="lifetime of tokens minted by `hero token`",
+    )
 
     @property
     def has_signing_key(self) -> bool:
@@ -294,8 +316,20 @@ class CorsOptions(BaseModel):
 
     allowed_origins: Annotated[
         tuple[Annotated[str, BeforeValidator(_to_origin)], ...], BeforeValidator(_to_str_list)
-    ] = Field(default=(), alias="AllowedOrigins")
-    allow_all: _Bool = Field(default=False, alias="AllowAll")
+    ] = Field(
+        default=(),
+        alias="AllowedOrigins",
+        description=(
+            "explicit origin allow-list (credentialed CORS; also checked on WebSocket upgrades, "
+            "where the server's own origin is always allowed); default ports are dropped "
+            "(`https://x:443` is `https://x`)"
+        ),
+    )
+    allow_all: _Bool = Field(
+        default=False,
+        alias="AllowAll",
+        description="development only: echo any origin with credentials; refused in Production",
+    )
 
 
 class DatabaseOptions(BaseModel):
@@ -306,7 +340,13 @@ class DatabaseOptions(BaseModel):
     )
 
     connection_string: _Str = Field(
-        default="sqlite+aiosqlite:///hero.db", alias="ConnectionString", repr=False
+        default="sqlite+aiosqlite:///hero.db",
+        alias="ConnectionString",
+        description=(
+            "SQLAlchemy URL (`sqlite+aiosqlite:///…` or `postgresql+asyncpg://…`); migrated on "
+            "start, checked by `/health/ready`"
+        ),
+        repr=False,
     )
 
     @model_validator(mode="after")
@@ -333,22 +373,39 @@ class RealtimeOptions(BaseModel):
         frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
     )
 
-    enabled: _Bool = Field(default=True, alias="Enabled")
-    map: _Bool = Field(default=True, alias="Map")
+    enabled: _Bool = Field(default=True, alias="Enabled", description="false: no hub, no backplane")
+    map: _Bool = Field(
+        default=True, alias="Map", description="false: the hub is built but has no route"
+    )
     keep_alive_interval_seconds: _PositiveSeconds = Field(
-        default=15.0, alias="KeepAliveIntervalSeconds"
+        default=15.0, alias="KeepAliveIntervalSeconds", description="server pings"
     )
     client_timeout_interval_seconds: _PositiveSeconds = Field(
-        default=30.0, alias="ClientTimeoutIntervalSeconds"
+        default=30.0,
+        alias="ClientTimeoutIntervalSeconds",
+        description="close a connection silent this long (after its first ping)",
     )
     handshake_timeout_seconds: _PositiveSeconds = Field(
-        default=15.0, alias="HandshakeTimeoutSeconds"
+        default=15.0, alias="HandshakeTimeoutSeconds", description="time allowed for the handshake"
     )
     maximum_receive_message_size: _PositiveInt = Field(
-        default=32768, alias="MaximumReceiveMessageSize"
+        default=32768,
+        alias="MaximumReceiveMessageSize",
+        description="bytes per incoming hub message, framing included; over it → Close with error",
     )
-    enable_detailed_errors: _Bool = Field(default=False, alias="EnableDetailedErrors")
-    presence_ttl_seconds: _PositiveSeconds = Field(default=30.0, alias="PresenceTtlSeconds")
+    enable_detailed_errors: _Bool = Field(
+        default=False,
+        alias="EnableDetailedErrors",
+        description="send exception texts to clients (HubException texts always pass)",
+    )
+    presence_ttl_seconds: _PositiveSeconds = Field(
+        default=30.0,
+        alias="PresenceTtlSeconds",
+        description=(
+            "a connection counts as online this long after its instance's last heartbeat "
+            "(heartbeat every third of it)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RealtimeOptions:
@@ -380,7 +437,12 @@ class Settings(BaseModel):
     database: DatabaseOptions = Field(default_factory=DatabaseOptions, alias="DatabaseOptions")
     realtime: RealtimeOptions = Field(default_factory=RealtimeOptions, alias="Realtime")
     environment: Annotated[HostEnvironment, BeforeValidator(_to_environment)] = Field(
-        default=HostEnvironment.DEVELOPMENT, alias="Environment"
+        default=HostEnvironment.DEVELOPMENT,
+        alias="Environment",
+        description=(
+            "`Production` refuses a missing signing key and `Cors:AllowAll`, and turns the demo "
+            "sign-in off"
+        ),
     )
 
     @property
