@@ -130,7 +130,7 @@ async def test_refresh_is_split_into_batches(
     script = store._refresh
 
     async def counting(*, keys: list[str], args: list[Any]) -> Any:
-        calls.append((len(args) - 1) // 2)
+        calls.append(len(keys) - 1)  # the index, then one user key per entry
         return await script(keys=keys, args=args)
 
     store._refresh = counting

@@ -429,6 +429,8 @@ def test_secrets_are_not_in_repr() -> None:
 
 # --- CachingOptions:Redis ----------------------------------------------------------------
 
+_CLUSTER_URL = "redis://n1:7000/0?cluster=true"
+
 
 @pytest.mark.parametrize(
     ("value", "endpoint", "url"),
@@ -466,6 +468,16 @@ def test_secrets_are_not_in_repr() -> None:
             "rediss://h:5/2?ssl_cert_reqs=none",
         ),
         ("redis://[::1]:6", RedisEndpoint("::1", 6), "redis://[::1]:6/0"),
+        # A Valkey Cluster: several endpoints, or cluster=true.
+        (
+            "n1:7000,n2:7001,[::1]:7002,password=pw",
+            RedisEndpoint(
+                "n1", 7000, password="pw", cluster=True, seeds=(("n2", 7001), ("::1", 7002))
+            ),
+            "redis://:pw@n1:7000/0?cluster=true&seed=n2%3A7001&seed=%5B%3A%3A1%5D%3A7002",
+        ),
+        ("n1:7000,cluster=true", RedisEndpoint("n1", 7000, cluster=True), _CLUSTER_URL),
+        ("redis://n1:7000?cluster=true", RedisEndpoint("n1", 7000, cluster=True), _CLUSTER_URL),
     ],
 )
 def test_redis_endpoint_forms(value: str, endpoint: RedisEndpoint, url: str) -> None:
@@ -479,7 +491,9 @@ def test_redis_endpoint_forms(value: str, endpoint: RedisEndpoint, url: str) -> 
     ("value", "problem"),
     [
         ("h:0", "port must be an integer between 1 and 65535"),
-        ("h:1,h2:2", "exactly one endpoint is supported"),
+        ("h:1,h2:2,defaultDatabase=1", "a Valkey Cluster has only database 0"),
+        ("redis://h:1/2?cluster=true", "a Valkey Cluster has only database 0"),
+        ("h:1,cluster=yes", "cluster must be true or false"),
         ("password=x", "no host:port endpoint given"),
         ("h:1,ssl=maybe", "ssl must be true or false"),
         ("h:1,defaultDatabase=x", "defaultDatabase must be a number"),

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hero.caching.valkey import _translate_errors
+from hero.caching.valkey import ValkeyClient, _translate_errors, register_script
 
 __all__ = ["MemoryPresenceStore", "PresenceEntry", "PresenceStore", "ValkeyPresenceStore"]
 
@@ -126,7 +126,11 @@ class MemoryPresenceStore(PresenceStore):
 
 
 # Lua keeps each operation atomic and uses the server's clock, so instances with skewed
-# clocks agree. Every key carries the {presence} hash tag: one slot in Valkey Cluster.
+# clocks agree. Every key carries the {presence} hash tag, so on a Valkey Cluster all of them
+# hash to one slot (https://valkey.io/topics/cluster-spec/, "Hash tags"): a script may touch
+# several of them and always runs on the one node that owns that slot. Scripts name their
+# keys in KEYS, except the sweep, which derives user keys from index members; those keys are
+# in the same slot, which a cluster node accepts.
 _ADD = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -160,9 +164,9 @@ local ttl = tonumber(ARGV[1])
 local exp = now + ttl
 local seen = {}
 local online = {}
-for i = 2, #ARGV, 2 do
-  local ukey = ARGV[i]
-  local member = ARGV[i + 1]
+for i = 2, #KEYS do
+  local ukey = KEYS[i]
+  local member = ARGV[i]
   local tenant, user, conn = string.match(member, '^(.*)\\n([^\\n]*)\\n([^\\n]*)$')
   if not seen[ukey] then
     seen[ukey] = true
@@ -199,6 +203,16 @@ end
 return offline
 """
 
+_ONLINE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local counts = {}
+for i = 1, #KEYS do
+  counts[i] = redis.call('ZCOUNT', KEYS[i], now + 1, '+inf')
+end
+return counts
+"""
+
 
 REFRESH_BATCH = 500
 """Entries per refresh script call, so one heartbeat of many connections does not block the
@@ -207,20 +221,22 @@ server for long."""
 
 class ValkeyPresenceStore(PresenceStore):
     """Cluster-wide store on Valkey: one sorted set per user (connection -> expiry ms) and
-    one index of every entry, so any instance can sweep what a crashed one left.
+    one index of every entry, so any instance can sweep what a crashed one left. Works on a
+    single server and on a Valkey Cluster client alike (all keys share one hash slot).
 
     Failures raise :class:`~hero.caching.CacheUnavailableError` (connection, timeout) or
     :class:`~hero.caching.CacheError`, as :class:`~hero.caching.ValkeyCache` does.
     """
 
-    def __init__(self, client: Any, key_prefix: str = "hero:") -> None:
+    def __init__(self, client: ValkeyClient, key_prefix: str = "hero:") -> None:
         self._client = client
         self._user_prefix = f"{key_prefix}{{presence}}:u:"
         self._index = f"{key_prefix}{{presence}}:index"
-        self._add = client.register_script(_ADD)
-        self._remove = client.register_script(_REMOVE)
-        self._refresh = client.register_script(_REFRESH)
-        self._sweep = client.register_script(_SWEEP)
+        self._add = register_script(client, _ADD)
+        self._remove = register_script(client, _REMOVE)
+        self._refresh = register_script(client, _REFRESH)
+        self._sweep = register_script(client, _SWEEP)
+        self._online = register_script(client, _ONLINE)
 
     def _user_key(self, tenant_id: str, user_id: str) -> str:
         return f"{self._user_prefix}{tenant_id}:{user_id}"
@@ -255,11 +271,13 @@ class ValkeyPresenceStore(PresenceStore):
         batch = list(entries)
         online: list[tuple[str, str]] = []
         for start in range(0, len(batch), REFRESH_BATCH):
+            keys = [self._index]
             args: list[Any] = [int(ttl * 1000)]
             for entry in batch[start : start + REFRESH_BATCH]:
-                args += [self._user_key(entry.tenant_id, entry.user_id), self._member(entry)]
+                keys.append(self._user_key(entry.tenant_id, entry.user_id))
+                args.append(self._member(entry))
             with _translate_errors:
-                flat = await self._refresh(keys=[self._index], args=args)
+                flat = await self._refresh(keys=keys, args=args)
             online += self._pairs(flat)
         return online
 
@@ -273,10 +291,5 @@ class ValkeyPresenceStore(PresenceStore):
         if not ids:
             return {}
         with _translate_errors:
-            now_s, now_us = await self._client.time()
-            now_ms = int(now_s) * 1000 + int(now_us) // 1000
-            async with self._client.pipeline(transaction=False) as pipe:
-                for user in ids:
-                    pipe.zcount(self._user_key(tenant_id, user), now_ms + 1, "+inf")
-                counts = await pipe.execute()
+            counts = await self._online(keys=[self._user_key(tenant_id, u) for u in ids])
         return {user: int(count) > 0 for user, count in zip(ids, counts, strict=True)}

@@ -210,7 +210,9 @@ class CachingOptions(BaseModel):
         description=(
             "Valkey endpoint: `host:port[,password=…][,ssl=true]` or a `redis://`, `rediss://`, "
             "`valkey://` URL. Set: cache, typing throttle, presence, the hub backplane and the "
-            "relay between instances use it. Empty: in-process, one instance."
+            "relay between instances use it. Empty: in-process, one instance. A Valkey "
+            "Cluster: several nodes (`n1:7000,n2:7000,n3:7000`) or `cluster=true` with one "
+            "node; cache, typing throttle and presence work on it, the hub backplane not yet."
         ),
     )
 

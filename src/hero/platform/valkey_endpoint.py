@@ -1,4 +1,5 @@
-"""``CachingOptions:Redis``: one Valkey/Redis endpoint, parsed and turned into a client URL."""
+"""``CachingOptions:Redis``: a Valkey/Redis endpoint (one server, or the seeds of a Valkey
+Cluster), parsed and turned into a client URL for :func:`hero.caching.create_valkey_client`."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ class RedisEndpoint:
 
     Invariants: ``host`` is non-empty, ``1 <= port <= 65535``, ``database >= 0``; ``options``
     only holds query options valkey-py accepts in a URL. The password is excluded from
-    ``repr``.
+    ``repr``. ``cluster`` means a Valkey Cluster: ``host:port`` is one seed node, ``seeds``
+    are more (``(host, port)`` pairs), and ``database`` is 0.
     """
 
     host: str
@@ -59,9 +61,12 @@ class RedisEndpoint:
     ssl: bool = False
     database: int = 0
     options: tuple[tuple[str, str], ...] = ()
+    cluster: bool = False
+    seeds: tuple[tuple[str, int], ...] = ()
 
     def url(self) -> str:
-        """A ``redis://`` or ``rediss://`` URL for ``valkey.asyncio`` (credentials quoted)."""
+        """A ``redis://`` or ``rediss://`` URL for ``create_valkey_client`` (credentials
+        quoted); a cluster adds ``cluster=true`` and one ``seed=host:port`` per extra seed."""
         scheme = "rediss" if self.ssl else "redis"
         userinfo = ""
         if self.username is not None or self.password is not None:
@@ -70,8 +75,16 @@ class RedisEndpoint:
                 userinfo += ":" + quote(self.password, safe="")
             userinfo += "@"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        query = f"?{urlencode(self.options)}" if self.options else ""
+        options = list(self.options)
+        if self.cluster:
+            options.append(("cluster", "true"))
+            options += [("seed", f"{_bracket(h)}:{p}") for h, p in self.seeds]
+        query = f"?{urlencode(options)}" if options else ""
         return f"{scheme}://{userinfo}{host}:{self.port}/{self.database}{query}"
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 class _EndpointError(ValueError):
@@ -82,6 +95,34 @@ def _parse_port(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise _EndpointError(f"port must be an integer between 1 and 65535 (got {_show(text)})")
     return int(text)
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    if value.strip().lower() not in ("true", "false"):
+        raise _EndpointError(f"{name} must be true or false (got {_show(value)})")
+    return value.strip().lower() == "true"
+
+
+def _cluster_database(cluster: bool, database: int) -> int:
+    if cluster and database != 0:
+        raise _EndpointError("a Valkey Cluster has only database 0")
+    return database
+
+
+def _parse_host_port(endpoint: str, default_port: int) -> tuple[str, int]:
+    port_text = ""
+    if endpoint.startswith("["):
+        host, _, rest = endpoint[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise _EndpointError(f"cannot parse endpoint {_show(endpoint)}")
+        port_text = rest.removeprefix(":")
+    elif endpoint.count(":") == 1:
+        host, _, port_text = endpoint.partition(":")
+    else:  # a bare host name, or a bare IPv6 address without a port
+        host = endpoint
+    if not host:
+        raise _EndpointError(f"the endpoint has no host (got {_show(endpoint)})")
+    return host, _parse_port(port_text) if port_text else default_port
 
 
 def _parse_url_endpoint(text: str) -> RedisEndpoint:
@@ -110,7 +151,11 @@ def _parse_url_endpoint(text: str) -> RedisEndpoint:
             raise _EndpointError(f"the database in the URL path must be a number (got {path!r})")
         database = int(path)
     options: list[tuple[str, str]] = []
+    cluster = False
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "cluster":
+            cluster = _parse_bool("cluster", value)
+            continue
         if name not in _URL_OPTIONS:
             raise _EndpointError(f"unsupported URL option {name!r}")
         if name == "db":
@@ -125,8 +170,9 @@ def _parse_url_endpoint(text: str) -> RedisEndpoint:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password is not None else None,
         ssl=_URL_SCHEMES[scheme],
-        database=database,
+        database=_cluster_database(cluster, database),
         options=tuple(options),
+        cluster=cluster,
     )
 
 
@@ -135,6 +181,7 @@ def _parse_stackexchange_endpoint(text: str) -> RedisEndpoint:
     password: str | None = None
     username: str | None = None
     ssl = False
+    cluster = False
     database = 0
     for raw in text.split(","):
         item = raw.strip()
@@ -151,9 +198,9 @@ def _parse_stackexchange_endpoint(text: str) -> RedisEndpoint:
         elif name == "user":
             username = value
         elif name == "ssl":
-            if value.lower() not in ("true", "false"):
-                raise _EndpointError(f"ssl must be true or false (got {_show(value)})")
-            ssl = value.lower() == "true"
+            ssl = _parse_bool("ssl", value)
+        elif name == "cluster":
+            cluster = _parse_bool("cluster", value)
         elif name == "defaultdatabase":
             if not (value.isascii() and value.isdigit()):
                 raise _EndpointError(f"defaultDatabase must be a number (got {_show(value)})")
@@ -163,30 +210,18 @@ def _parse_stackexchange_endpoint(text: str) -> RedisEndpoint:
         # Every other StackExchange option (abortConnect, connectTimeout, ...) is ignored.
     if not endpoints:
         raise _EndpointError("no host:port endpoint given")
-    if len(endpoints) > 1:
-        raise _EndpointError(f"exactly one endpoint is supported (got {len(endpoints)})")
-    endpoint = endpoints[0]
-    port_text = ""
-    if endpoint.startswith("["):
-        host, _, rest = endpoint[1:].partition("]")
-        if rest and not rest.startswith(":"):
-            raise _EndpointError(f"cannot parse endpoint {_show(endpoint)}")
-        port_text = rest.removeprefix(":")
-    elif endpoint.count(":") == 1:
-        host, _, port_text = endpoint.partition(":")
-    else:  # a bare host name, or a bare IPv6 address without a port
-        host = endpoint
-    if not host:
-        raise _EndpointError(f"the endpoint has no host (got {_show(endpoint)})")
     default_port = _DEFAULT_TLS_PORT if ssl else _DEFAULT_PORT
-    port = _parse_port(port_text) if port_text else default_port
+    (host, port), *seeds = [_parse_host_port(e, default_port) for e in endpoints]
+    cluster = cluster or bool(seeds)
     return RedisEndpoint(
         host=host,
         port=port,
         username=username,
         password=password,
         ssl=ssl,
-        database=database,
+        database=_cluster_database(cluster, database),
+        cluster=cluster,
+        seeds=tuple(seeds),
     )
 
 
@@ -197,6 +232,8 @@ def parse_redis_endpoint(text: str) -> RedisEndpoint | None:
     [,ssl=true][,defaultDatabase=N]`` (other ``key=value`` options such as
     ``abortConnect=false`` are ignored; the port defaults to 6379, or 6380 with ``ssl=true``)
     and ``redis://``, ``rediss://``, ``valkey://``, ``valkeys://`` URLs (``s`` means TLS).
+    A Valkey Cluster: several ``host:port`` endpoints in the StackExchange form (as
+    StackExchange.Redis takes a cluster's nodes), or ``cluster=true`` in either form.
     Raises ``ValueError`` with a message that never contains the password.
     """
     text = text.strip()
