@@ -16,13 +16,10 @@ import itertools
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
 import httpx
-import pytest
-import valkey
 
 from tests.integration.js.agent import NodeAgent
 from tests.integration.platform_app import SIGNING_KEY, clean_environ, hero_serve
@@ -32,18 +29,17 @@ from tests.integration.test_chat_cluster import (
     HUB,
     TARGETS,
     Person,
+    cluster,
     create_channel,
     http,
     people,
     post,
 )
 from tests.support.servers import UNIT, RunningServer
-from tests.support.valkey import ValkeyEndpoint, free_port, start_valkey
+from tests.support.valkey import free_port, start_valkey
 
 pytest_plugins = ("tests.support.postgres", "tests.support.valkey_fixtures")
-__all__ = ["http"]  # the fixture, re-used from the cluster tests
-
-_DATABASES = itertools.count(12)
+__all__ = ["cluster", "http"]  # fixtures re-used from the cluster tests
 
 
 def _env(redis: str, postgres_url: str) -> dict[str, str]:
@@ -54,23 +50,6 @@ def _env(redis: str, postgres_url: str) -> dict[str, str]:
             "DatabaseOptions__ConnectionString": postgres_url,
         }
     )
-
-
-@pytest.fixture
-def pair(
-    valkey_server: ValkeyEndpoint, postgres_url: str
-) -> Iterator[tuple[RunningServer, RunningServer]]:
-    database = next(_DATABASES)
-    redis = f"redis://{valkey_server.host}:{valkey_server.port}/{database}"
-    client: Any = valkey.Valkey.from_url(redis, socket_timeout=10 * UNIT)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    with ExitStack() as stack:
-        first = stack.enter_context(hero_serve(_env(redis, postgres_url)))
-        second = stack.enter_context(hero_serve(_env(redis, postgres_url)))
-        yield first, second
 
 
 async def connected(agent: NodeAgent, name: str, url: str, person: Person, channel: str) -> None:
@@ -116,9 +95,9 @@ async def received_ids(agent: NodeAgent, name: str, wanted: set[str], timeout: f
 
 
 async def test_a_surviving_instance_delivers_what_a_killed_instance_committed(
-    pair: tuple[RunningServer, RunningServer], http: httpx.AsyncClient, agent: NodeAgent
+    cluster: tuple[RunningServer, RunningServer], http: httpx.AsyncClient, agent: NodeAgent
 ) -> None:
-    first, second = pair
+    first, second = cluster
     owner, member = people(2)
     channel = await create_channel(http, second, owner, [member])
     await connected(agent, "member", second.base_url, member, channel)
