@@ -43,6 +43,15 @@ from benchlib import raise_fd_limit
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+
+
+def _relative(arguments: tuple[str, ...]) -> list[str]:
+    """A command's arguments with paths inside the checkout made relative to it (recorded
+    results must not carry this machine's absolute paths)."""
+    prefix = f"{ROOT}/"
+    return [a[len(prefix) :] if a.startswith(prefix) else a for a in arguments]
+
+
 BANNER = re.compile(r"listening on (http://\S+)")
 STARTUP_TIMEOUT = 30.0
 
@@ -381,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warmup": args.warmup,
             "quick": args.quick,
             "scenarios": args.scenarios,
-            "servers": {name: list(spec.command[1:]) for name, spec in SERVERS.items()},
+            "servers": {name: _relative(spec.command[1:]) for name, spec in SERVERS.items()},
         },
         "machine": {
             "nproc": os.cpu_count(),
