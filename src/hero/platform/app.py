@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from valkey.asyncio.cluster import ValkeyCluster
 
 from hero.auth import JwtValidator, Principal
 from hero.caching import (
@@ -143,8 +144,10 @@ def hub_options(
 
 
 def relay_for(valkey: Any | None) -> Relay | None:
-    """Relays requests between instances over Valkey (None without a backplane)."""
-    if valkey is None:
+    """Relays requests between instances over Valkey (None without a backplane, and on a
+    Valkey Cluster for now: the relay bus uses classic pub/sub on one server, so there
+    long polling and SSE need affinity)."""
+    if valkey is None or isinstance(valkey, ValkeyCluster):
         return None
     return Relay(ValkeyRelayBus(valkey, key_prefix=KEY_PREFIX))
 

@@ -212,7 +212,8 @@ class CachingOptions(BaseModel):
             "`valkey://` URL. Set: cache, typing throttle, presence, the hub backplane and the "
             "relay between instances use it. Empty: in-process, one instance. A Valkey "
             "Cluster: several nodes (`n1:7000,n2:7000,n3:7000`) or `cluster=true` with one "
-            "node; cache, typing throttle and presence work on it, the hub backplane not yet."
+            "node; the backplane uses sharded pub/sub there (long polling and SSE need "
+            "affinity: the relay between instances does not run on a cluster yet)."
         ),
     )
 

@@ -29,15 +29,17 @@ import base64
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Callable, Collection, Sequence
 from enum import IntEnum
 from typing import Any
 
 import msgspec
+from valkey.asyncio.cluster import ValkeyCluster
 
 from hero.realtime.lifetime.base import ClientResultError, HubLifetimeManager, LocalConnection
+from hero.realtime.lifetime.link import MAX_RETRY_BACKOFF, BackplaneError, SubscriberLink
 from hero.realtime.lifetime.local import LocalConnections, PendingResults
+from hero.realtime.lifetime.sharded import OwnerRegistry, ShardedSubscriber
 from hero.realtime.protocol import (
     CompletionMessage,
     HubProtocol,
@@ -61,52 +63,26 @@ class _Kind(IntEnum):
 _ADD = 1
 _REMOVE = 2
 
-
-class BackplaneError(Exception):
-    """A backplane operation could not complete (no ack in time, Valkey unreachable)."""
-
-
-_MAX_READ_BACKOFF = 1.0
-"""Longest pause between two attempts of the subscriber to reach Valkey again (seconds)."""
-
-
-class SubscriberLink:
-    """Whether this instance's subscriber is connected to Valkey, and for how long.
-
-    Two states: *down* (the last read failed) and *up since t*. Sends are refused while the
-    link is down and for `grace` seconds after it came back: every instance's subscriber
-    retries at least every `_MAX_READ_BACKOFF` seconds, so by then the other instances are
-    listening again, and a send accepted after an outage is not lost on an instance that has
-    not re-subscribed yet. A refused send reached nobody; the outbox delivers it later.
-    """
-
-    def __init__(self, grace: float) -> None:
-        self._grace = grace
-        self._up_since: float | None = time.monotonic() - grace
-
-    def lost(self) -> None:
-        self._up_since = None
-
-    def restored(self) -> None:
-        if self._up_since is None:
-            self._up_since = time.monotonic()
-
-    def check(self) -> None:
-        """Raise BackplaneError unless sends can reach every instance."""
-        if self._up_since is None:
-            raise BackplaneError("The backplane is unreachable.")
-        if time.monotonic() - self._up_since < self._grace:
-            raise BackplaneError("The backplane is recovering; sends resume in a moment.")
+__all__ = ["BackplaneError", "SubscriberLink", "ValkeyLifetimeManager"]
 
 
 class ValkeyLifetimeManager(HubLifetimeManager):
-    """Multi-instance lifetime manager on one Valkey (or Redis) server.
+    """Multi-instance lifetime manager on one Valkey (or Redis) server, or a Valkey Cluster.
 
     `client` is a `valkey.asyncio.Valkey` (shared with the cache; pub/sub takes its own
     connection from the pool). `start()` must run before the first connection (the
     HubServer's lifespan does it); `stop()` unsubscribes and fails pending operations.
     After an outage, sends are refused for `resubscribe_grace` seconds once this instance's
     subscriber is back (see `SubscriberLink`).
+
+    With a `valkey.asyncio.cluster.ValkeyCluster` client (or `cluster=True`) the channels are
+    sharded (`SSUBSCRIBE`/`SPUBLISH`, see sharded.py): a message travels only within the
+    shard that owns its channel. There, who serves a connection or user channel comes from
+    an `OwnerRegistry` whose entries expire `owner_ttl` seconds after an instance stops
+    refreshing them, not from the receiver count of a publish; group moves and client-result
+    requests go to each owner's server channel and group moves wait for every owner's ack.
+    A send to several channels is all or nothing per channel only: the channels live on
+    different shards, which no single transaction spans.
     """
 
     def __init__(
@@ -120,8 +96,15 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         ack_timeout: float = 30.0,
         poll_interval: float = 1.0,
         resubscribe_grace: float = 2.0,
+        cluster: bool | None = None,
+        owner_ttl: float = 10.0,
     ) -> None:
         self._client = client
+        self._sharded = isinstance(client, ValkeyCluster) if cluster is None else cluster
+        self._owner_ttl = owner_ttl
+        self._sharded_subscriber: ShardedSubscriber | None = None
+        self._registry: OwnerRegistry | None = None
+        self._named_acks: dict[int, tuple[asyncio.Future[None], set[str]]] = {}
         self._link = SubscriberLink(resubscribe_grace)
         self.server_name = server_name or base64.urlsafe_b64encode(secrets.token_bytes(9)).decode()
         self._prefix = f"{key_prefix}signalr:{hub_name}"
@@ -161,8 +144,16 @@ class ValkeyLifetimeManager(HubLifetimeManager):
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def sharded(self) -> bool:
+        """Whether this manager uses sharded pub/sub on a Valkey Cluster."""
+        return self._sharded
+
     async def start(self) -> None:
-        if self._pubsub is not None:
+        if self._pubsub is not None or self._sharded_subscriber is not None:
+            return
+        if self._sharded:
+            await self._start_sharded()
             return
         self._pubsub = self._client.pubsub()
         fixed = (self._all(), self._server(self.server_name))
@@ -176,6 +167,51 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         ]
         await self._confirmed(waits)
 
+    async def _start_sharded(self) -> None:
+        subscriber = ShardedSubscriber(
+            self._client,
+            self._receive_logged,
+            self._link,
+            confirm_timeout=self._ack_timeout,
+            poll_interval=self._poll_interval,
+        )
+        self._registry = OwnerRegistry(self._client, self.server_name, self._owner_ttl)
+        fixed = (self._all(), self._server(self.server_name))
+        self._subscribed.update(fixed)
+        try:
+            await subscriber.start(fixed)
+        except BaseException:
+            self._subscribed.clear()
+            await subscriber.stop()
+            raise
+        self._sharded_subscriber = subscriber
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._control_forever(), name="hero-backplane-control"),
+            loop.create_task(self._heartbeat_forever(), name="hero-backplane-heartbeat"),
+        ]
+
+    def _receive_logged(self, channel: str, data: bytes) -> None:
+        try:
+            self._receive(channel, data)
+        except Exception:
+            logger.exception("bad backplane message on %r", channel)
+
+    def _registered(self, channel: str) -> bool:
+        """Channels whose owners the registry tracks (sharded mode)."""
+        return channel.startswith((f"{self._prefix}:conn:", f"{self._prefix}:user:"))
+
+    async def _heartbeat_forever(self) -> None:
+        """Keep this instance's registry entries alive (a third of their lifetime apart)."""
+        assert self._registry is not None
+        while True:
+            await asyncio.sleep(self._owner_ttl / 3)
+            channels = [c for c in self._subscribed if self._registered(c)]
+            try:
+                await self._registry.refresh(channels)
+            except Exception as exc:
+                logger.warning("backplane owner heartbeat failed (%s)", exc)
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -185,6 +221,14 @@ class ValkeyLifetimeManager(HubLifetimeManager):
             if not future.done():
                 future.set_exception(BackplaneError("The backplane stopped."))
         self._acks.clear()
+        for future, _ in self._named_acks.values():
+            if not future.done():
+                future.set_exception(BackplaneError("The backplane stopped."))
+        self._named_acks.clear()
+        if self._sharded_subscriber is not None:
+            with contextlib.suppress(Exception):
+                await self._sharded_subscriber.stop()
+            self._sharded_subscriber = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
@@ -207,6 +251,9 @@ class ValkeyLifetimeManager(HubLifetimeManager):
 
     async def _sync_subscription(self, channel: str, wanted: Callable[[], bool]) -> None:
         """Subscribe or unsubscribe `channel` so that it matches `wanted()` right now."""
+        if self._sharded_subscriber is not None:
+            await self._sync_sharded(self._sharded_subscriber, channel, wanted)
+            return
         if self._pubsub is None:
             raise BackplaneError("The Valkey lifetime manager was not started.")
         async with self._subscription_lock:
@@ -230,6 +277,45 @@ class ValkeyLifetimeManager(HubLifetimeManager):
                 self._subscribed.discard(channel)
                 await self._pubsub.unsubscribe(channel)
 
+    async def _sync_sharded(
+        self, subscriber: ShardedSubscriber, channel: str, wanted: Callable[[], bool]
+    ) -> None:
+        registry = self._registry
+        assert registry is not None
+        async with self._subscription_lock:
+            want = wanted()
+            if want and channel not in self._subscribed:
+                self._subscribed.add(channel)
+                try:
+                    await subscriber.subscribe(channel)
+                    if self._registered(channel):
+                        await registry.add(channel)
+                except BaseException as exc:
+                    self._subscribed.discard(channel)
+                    with contextlib.suppress(Exception):
+                        await subscriber.unsubscribe(channel)
+                    if isinstance(exc, Exception) and not isinstance(exc, BackplaneError):
+                        raise BackplaneError(f"Subscribing to the backplane failed: {exc}") from exc
+                    raise
+            elif not want and channel in self._subscribed:
+                self._subscribed.discard(channel)
+                try:
+                    if self._registered(channel):
+                        await registry.remove(channel)
+                finally:
+                    await subscriber.unsubscribe(channel)
+
+    async def _owners(self, channel: str) -> set[str]:
+        """Other instances serving `channel` per the registry (sharded mode)."""
+        assert self._registry is not None
+        self._link.check()
+        try:
+            owners = await self._registry.owners(channel)
+        except Exception as exc:
+            raise BackplaneError(f"Reading the backplane registry failed: {exc}") from exc
+        owners.discard(self.server_name)
+        return owners
+
     def _group_wanted(self, group: str) -> Callable[[], bool]:
         return lambda: group in self._local.groups
 
@@ -246,8 +332,11 @@ class ValkeyLifetimeManager(HubLifetimeManager):
 
     async def _publish(self, channel: str, envelope: list[Any]) -> int:
         self._link.check()
+        data = self._encoder.encode(envelope)
         try:
-            return int(await self._client.publish(channel, self._encoder.encode(envelope)))
+            if self._sharded_subscriber is not None:
+                return await self._sharded_subscriber.publish(channel, data)
+            return int(await self._client.publish(channel, data))
         except Exception as exc:
             raise BackplaneError(f"Publishing to the backplane failed: {exc}") from exc
 
@@ -267,6 +356,14 @@ class ValkeyLifetimeManager(HubLifetimeManager):
             return
         data = self._encoder.encode([_Kind.INVOKE, self.server_name, [], self._payload(message)])
         self._link.check()
+        if self._sharded_subscriber is not None:
+            # One shard per channel: no transaction spans them (see the class docstring).
+            for channel in channels:
+                try:
+                    await self._sharded_subscriber.publish(channel, data)
+                except Exception as exc:
+                    raise BackplaneError(f"Publishing to the backplane failed: {exc}") from exc
+            return
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 for channel in channels:
@@ -378,6 +475,9 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         self, channel: str, action: int, group: str, connection_id: str | None, user_id: str | None
     ) -> None:
         """Publish a group move and wait for an ack from every instance that received it."""
+        if self._sharded:
+            await self._remote_group_sharded(channel, action, group, connection_id, user_id)
+            return
         self._ack_counter += 1
         request = self._ack_counter
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -414,6 +514,41 @@ class ValkeyLifetimeManager(HubLifetimeManager):
                 ) from None
         finally:
             self._acks.pop(request, None)
+
+    async def _remote_group_sharded(
+        self, channel: str, action: int, group: str, connection_id: str | None, user_id: str | None
+    ) -> None:
+        """The group move goes to the server channel of every owner of `channel` in the
+        registry; each acks, having applied it (to nothing, if its connections left)."""
+        owners = await self._owners(channel)
+        if not owners:
+            return
+        self._ack_counter += 1
+        request = self._ack_counter
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._named_acks[request] = (future, set(owners))
+        try:
+            envelope = [
+                _Kind.GROUP,
+                self.server_name,
+                request,
+                action,
+                group,
+                connection_id,
+                user_id,
+            ]
+            for owner in sorted(owners):
+                await self._publish(self._server(owner), envelope)
+            try:
+                async with asyncio.timeout(self._ack_timeout):
+                    await future
+            except TimeoutError:
+                raise BackplaneError(
+                    f"No acknowledgement for the group operation on '{group}' within "
+                    f"{self._ack_timeout:g} s."
+                ) from None
+        finally:
+            self._named_acks.pop(request, None)
 
     async def add_to_group(self, connection_id: str, group: str) -> None:
         if connection_id in self._local.connections:
@@ -455,6 +590,12 @@ class ValkeyLifetimeManager(HubLifetimeManager):
                 connection_id,
                 self._payload(SerializedMessage(message)),
             ]
+            if self._sharded:
+                owners = await self._owners(self._conn(connection_id))
+                if not owners:
+                    raise ClientResultError(f"Connection '{connection_id}' does not exist.")
+                await self._publish(self._server(min(owners)), envelope)
+                return
             if await self._publish(self._conn(connection_id), envelope) == 0:
                 raise ClientResultError(f"Connection '{connection_id}' does not exist.")
 
@@ -501,7 +642,7 @@ class ValkeyLifetimeManager(HubLifetimeManager):
                     logger.warning("backplane read failed (%s); retrying", exc)
                 self._link.lost()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_READ_BACKOFF)
+                backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
                 continue
             if message is None:
                 continue
@@ -524,6 +665,12 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         if kind == _Kind.INVOKE:
             self._deliver(channel, SerializedMessage(None, envelope[3]), envelope[2])
         elif kind == _Kind.ACK:
+            named = self._named_acks.get(envelope[2])
+            if named is not None:
+                named[1].discard(origin)
+                if not named[1] and not named[0].done():
+                    named[0].set_result(None)
+                return
             entry = self._acks.get(envelope[2])
             if entry is not None:
                 future, expected = entry
