@@ -37,7 +37,7 @@ CREATED = "ChatMessageCreated"
 ADDED = "ChatChannelAdded"
 TYPING = "ChatTypingStarted"
 TARGETS = [CREATED, ADDED, TYPING, "ChatChannelMemberAdded", "ChatChannelMemberRemoved"]
-_DATABASES = itertools.count(8)
+_DATABASES = itertools.cycle(range(1, 9))  # flushed before each use
 
 
 @dataclass(frozen=True)
