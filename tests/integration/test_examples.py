@@ -1,0 +1,219 @@
+"""The programs under examples/, each started as a real process on a free loopback port and
+driven from outside: the official JS client under Node, plain HTTP, a raw WebSocket.
+
+- examples/fastapi_app: query-token connections on every transport, identity in hub
+  methods, CORS for the one allowed origin, the WebSocket origin check, 401s, and a REST
+  announcement that reaches the connected clients of its tenant only;
+- examples/dashboard: ticks reach the watchers of a dashboard group, other tenants cannot
+  join it;
+- examples/bot: against `hero serve`, the bot answers `!ping` with `pong` through the chat
+  REST API and ignores everything else, its own messages included.
+
+Absence is proven with a later event that must arrive on the same connection, never with a
+sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
+
+from tests.integration.js.agent import AgentError, NodeAgent
+from tests.integration.platform_app import mint
+from tests.support.servers import REPO, UNIT, RunningServer, launch
+
+pytestmark = pytest.mark.interop
+
+HANDSHAKE = '{"protocol":"json","version":1}\x1e'
+
+# ------------------------------------------------------------------ examples/fastapi_app
+
+FASTAPI_KEY = "examples-fastapi-signing-key-0123456789abcdef"
+APP_ORIGIN = "https://app.example.test"
+EVIL_ORIGIN = "https://evil.example.test"
+CHAT_HUB = "/hubs/chat"
+ANNOUNCEMENTS = "/api/announcements"
+
+
+def fastapi_token(user: uuid.UUID, tenant: str, name: str) -> str:
+    return mint(user, tenant=tenant, name=name, key=FASTAPI_KEY)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def cors_headers(response: httpx.Response) -> dict[str, str]:
+    return {k.lower(): v for k, v in response.headers.items() if k.lower().startswith("access-")}
+
+
+@pytest.fixture(scope="module")
+def fastapi_app() -> Iterator[RunningServer]:
+    env = {**os.environ, "EXAMPLE_SIGNING_KEY": FASTAPI_KEY, "EXAMPLE_ALLOWED_ORIGIN": APP_ORIGIN}
+    argv = ["-m", "examples.fastapi_app", "--host", "127.0.0.1", "--port", "0"]
+    with launch(argv, env) as server:
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10 * UNIT, trust_env=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize("transport", ["WebSockets", "ServerSentEvents", "LongPolling"])
+async def test_fastapi_app_js_client_with_a_query_token(
+    fastapi_app: RunningServer, http: httpx.AsyncClient, agent: NodeAgent, transport: str
+) -> None:
+    tenant, other_tenant = f"acme-{uuid.uuid4().hex[:6]}", f"globex-{uuid.uuid4().hex[:6]}"
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    alice_token = fastapi_token(alice, tenant, "alice")
+    bob_token = fastapi_token(bob, other_tenant, "bob")
+    targets = ["ReceiveMessage", "AnnouncementPosted"]
+    hub = fastapi_app.base_url + CHAT_HUB
+    # No accessTokenFactory: the token travels in the URL only, as a browser's would.
+    await agent.connect(
+        "alice", f"{hub}?access_token={alice_token}", transport=transport, targets=targets
+    )
+    await agent.connect(
+        "bob", f"{hub}?access_token={bob_token}", transport=transport, targets=targets
+    )
+
+    # The hub signs the message with the connection's identity, not with anything sent.
+    sent = await agent.invoke("alice", "SendMessage", "  hello  ")
+    assert sent["userId"] == str(alice)
+    assert sent["name"] == "alice"
+    assert sent["text"] == "hello"
+    received = await agent.next_message("alice", "ReceiveMessage")
+    assert received.arg == sent
+    with pytest.raises(AgentError, match="A message has 1 to"):
+        await agent.invoke("alice", "SendMessage", "   ")
+
+    # REST does its work, then the tenant's connections hear about it.
+    response = await http.post(
+        fastapi_app.base_url + ANNOUNCEMENTS, json={"text": "lunch"}, headers=bearer(alice_token)
+    )
+    assert response.status_code == 201, response.text
+    announcement = response.json()
+    assert announcement["authorUserId"] == str(alice)
+    event = await agent.next_message("alice", "AnnouncementPosted")
+    assert event.arg == announcement
+
+    # Bob's tenant: his own announcement arrives, alice's (sent before it) never did.
+    response = await http.post(
+        fastapi_app.base_url + ANNOUNCEMENTS, json={"text": "standup"}, headers=bearer(bob_token)
+    )
+    assert response.status_code == 201, response.text
+    await agent.next_message("bob", "AnnouncementPosted", where=lambda a: a["text"] == "standup")
+    assert agent.args_of("bob", "AnnouncementPosted") == [response.json()]
+    assert agent.args_of("bob", "ReceiveMessage") == []
+
+    listed = await http.get(fastapi_app.base_url + ANNOUNCEMENTS, headers=bearer(alice_token))
+    assert listed.status_code == 200
+    assert listed.json() == [announcement]
+
+
+async def test_fastapi_app_refuses_missing_and_misplaced_tokens(
+    fastapi_app: RunningServer, http: httpx.AsyncClient, agent: NodeAgent
+) -> None:
+    base = fastapi_app.base_url
+    token = fastapi_token(uuid.uuid4(), "acme", "alice")
+
+    no_token = await http.post(base + ANNOUNCEMENTS, json={"text": "x"})
+    assert no_token.status_code == 401
+    assert no_token.headers["www-authenticate"] == "Bearer"
+    # A query token counts on the hub path only: REST ignores it.
+    in_query = await http.post(
+        base + ANNOUNCEMENTS, params={"access_token": token}, json={"text": "x"}
+    )
+    assert in_query.status_code == 401
+    forged = fastapi_token(uuid.uuid4(), "acme", "mallory").rsplit(".", 1)[0] + ".forged"
+    bad = await http.post(base + ANNOUNCEMENTS, json={"text": "x"}, headers=bearer(forged))
+    assert bad.status_code == 401
+
+    anonymous = await http.post(base + CHAT_HUB + "/negotiate", params={"negotiateVersion": "1"})
+    assert anonymous.status_code == 401
+    negotiated = await http.post(
+        base + CHAT_HUB + "/negotiate", params={"negotiateVersion": "1", "access_token": token}
+    )
+    assert negotiated.status_code == 200
+    assert negotiated.json()["connectionId"]
+
+    with pytest.raises(AgentError, match="Status code '401'"):
+        await agent.connect("anonymous", base + CHAT_HUB)
+
+
+async def test_fastapi_app_cors_allows_one_origin(
+    fastapi_app: RunningServer, http: httpx.AsyncClient
+) -> None:
+    url = fastapi_app.base_url + ANNOUNCEMENTS
+
+    def preflight(origin: str) -> dict[str, str]:
+        return {
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        }
+
+    allowed = await http.options(url, headers=preflight(APP_ORIGIN))
+    assert allowed.status_code in (200, 204)
+    cors = cors_headers(allowed)
+    assert cors["access-control-allow-origin"] == APP_ORIGIN
+    assert cors["access-control-allow-credentials"] == "true"
+    assert "POST" in cors["access-control-allow-methods"]
+    assert {"authorization", "content-type"} <= set(cors["access-control-allow-headers"].split(","))
+
+    refused = await http.options(url, headers=preflight(EVIL_ORIGIN))
+    assert cors_headers(refused) == {}
+
+    token = fastapi_token(uuid.uuid4(), "acme", "alice")
+    actual = await http.get(url, headers={"Origin": APP_ORIGIN, **bearer(token)})
+    assert actual.status_code == 200
+    assert cors_headers(actual) == {
+        "access-control-allow-origin": APP_ORIGIN,
+        "access-control-allow-credentials": "true",
+    }
+    other = await http.get(url, headers={"Origin": EVIL_ORIGIN, **bearer(token)})
+    assert cors_headers(other) == {}
+
+
+async def test_fastapi_app_websocket_upgrade_checks_the_origin(fastapi_app: RunningServer) -> None:
+    """CORS does not cover WebSockets: the hub itself refuses a foreign Origin."""
+    token = fastapi_token(uuid.uuid4(), "acme", "alice")
+    ws_url = "ws" + fastapi_app.base_url.removeprefix("http") + CHAT_HUB + f"?access_token={token}"
+    with pytest.raises(InvalidStatus) as refused:
+        async with ws_connect(ws_url, origin=EVIL_ORIGIN, open_timeout=10 * UNIT):
+            pass
+    assert refused.value.response.status_code == 403
+
+    async with ws_connect(ws_url, origin=APP_ORIGIN, open_timeout=10 * UNIT) as ws:
+        await ws.send(HANDSHAKE)
+        async with asyncio.timeout(10 * UNIT):
+            reply = await ws.recv()
+        assert isinstance(reply, str) and reply.startswith("{}\x1e")
+
+
+def test_fastapi_app_without_a_signing_key_says_so() -> None:
+    """The documented command, `python -m uvicorn examples.fastapi_app.app:app`."""
+    env = {k: v for k, v in os.environ.items() if k != "EXAMPLE_SIGNING_KEY"}
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "examples.fastapi_app.app:app", "--port", "0"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30 * UNIT,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "EXAMPLE_SIGNING_KEY is not set" in result.stderr
