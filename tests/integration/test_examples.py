@@ -21,6 +21,8 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -28,7 +30,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from tests.integration.js.agent import AgentError, NodeAgent
-from tests.integration.platform_app import mint
+from tests.integration.platform_app import SIGNING_KEY, clean_environ, mint
 from tests.support.servers import REPO, UNIT, RunningServer, launch
 
 pytestmark = pytest.mark.interop
@@ -217,3 +219,60 @@ def test_fastapi_app_without_a_signing_key_says_so() -> None:
     )
     assert result.returncode != 0
     assert "EXAMPLE_SIGNING_KEY is not set" in result.stderr
+
+
+# ------------------------------------------------------------------ examples/dashboard
+
+TICK = "DashboardTick"
+
+
+def platform_env(tmp_path: Path) -> dict[str, str]:
+    """The platform's configuration for one test: the tests' signing key, its own SQLite."""
+    return clean_environ(
+        {
+            "JwtOptions__SigningKey": SIGNING_KEY,
+            "DatabaseOptions__ConnectionString": f"sqlite+aiosqlite:///{tmp_path / 'hero.db'}",
+        }
+    )
+
+
+@pytest.fixture
+def tenants() -> tuple[str, str]:
+    return f"acme-{uuid.uuid4().hex[:6]}", f"globex-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path, tenants: tuple[str, str]) -> Iterator[RunningServer]:
+    acme, globex = tenants
+    argv = ["-m", "examples.dashboard", "--host", "127.0.0.1", "--port", "0"]
+    argv += ["--interval", str(0.2 * UNIT), "--dashboard", f"{acme}:sales"]
+    argv += ["--dashboard", f"{globex}:ops"]
+    with launch(argv, platform_env(tmp_path), cwd=tmp_path) as server:
+        yield server
+
+
+async def test_dashboard_ticks_reach_the_watchers_of_their_tenant_only(
+    dashboard: RunningServer, tenants: tuple[str, str], agent: NodeAgent
+) -> None:
+    acme, globex = tenants
+    hub = dashboard.base_url + "/realtime/hub"
+    await agent.connect("acme", hub, tokens=[mint(uuid.uuid4(), tenant=acme)], targets=[TICK])
+    await agent.connect("globex", hub, tokens=[mint(uuid.uuid4(), tenant=globex)], targets=[TICK])
+
+    assert await agent.invoke("acme", "JoinGroup", f"dashboard:{acme}:sales") is None
+    third = await agent.next_message("acme", TICK, count=3)
+    ticks = [e.arg for e in agent.messages("acme", TICK)]
+    assert third.arg in ticks
+    # globex:ops was fed on every round too, before the last of these: none leaked here.
+    assert {t["dashboardId"] for t in ticks} == {"sales"}
+    for tick in ticks:
+        assert isinstance(tick["value"], int | float) and 0 <= tick["value"] <= 100
+    stamps = [datetime.fromisoformat(t["at"]) for t in ticks]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+
+    # Another tenant's user may not watch acme's dashboard, and gets nothing from it.
+    with pytest.raises(AgentError, match="Not allowed to join"):
+        await agent.invoke("globex", "JoinGroup", f"dashboard:{acme}:sales")
+    assert await agent.invoke("globex", "JoinGroup", f"dashboard:{globex}:ops") is None
+    await agent.next_message("globex", TICK, count=2)
+    assert {e.arg["dashboardId"] for e in agent.messages("globex", TICK)} == {"ops"}
