@@ -21,8 +21,11 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,7 +33,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from tests.integration.js.agent import AgentError, NodeAgent
-from tests.integration.platform_app import SIGNING_KEY, clean_environ, mint
+from tests.integration.platform_app import SIGNING_KEY, clean_environ, hero_serve, mint
 from tests.support.servers import REPO, UNIT, RunningServer, launch
 
 pytestmark = pytest.mark.interop
@@ -276,3 +279,171 @@ async def test_dashboard_ticks_reach_the_watchers_of_their_tenant_only(
     assert await agent.invoke("globex", "JoinGroup", f"dashboard:{globex}:ops") is None
     await agent.next_message("globex", TICK, count=2)
     assert {e.arg["dashboardId"] for e in agent.messages("globex", TICK)} == {"ops"}
+
+
+# ------------------------------------------------------------------ examples/bot
+
+CHAT = "/api/v1/chat"
+CREATED = "ChatMessageCreated"
+
+
+@dataclass(frozen=True)
+class Person:
+    id: uuid.UUID
+    tenant: str
+    name: str
+
+    def token(self) -> str:
+        return mint(self.id, tenant=self.tenant, name=self.name)
+
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token())
+
+
+@pytest.fixture
+def hero(tmp_path: Path) -> Iterator[RunningServer]:
+    with hero_serve(platform_env(tmp_path), cwd=tmp_path) as server:
+        yield server
+
+
+async def create_channel(
+    http: httpx.AsyncClient, base: str, owner: Person, members: list[Person]
+) -> str:
+    response = await http.post(
+        f"{base}{CHAT}/channels",
+        json={"name": f"room-{uuid.uuid4().hex[:8]}", "isPrivate": False},
+        headers=owner.headers(),
+    )
+    assert response.status_code == 201, response.text
+    channel = str(response.json()["id"])
+    response = await http.post(
+        f"{base}{CHAT}/channels/{channel}/members",
+        json={"userIds": [str(m.id) for m in members]},
+        headers=owner.headers(),
+    )
+    assert response.status_code in (200, 201, 204), response.text
+    return channel
+
+
+async def post(
+    http: httpx.AsyncClient, base: str, author: Person, channel: str, body: str
+) -> dict[str, Any]:
+    response = await http.post(
+        f"{base}{CHAT}/channels/{channel}/messages", json={"body": body}, headers=author.headers()
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+@asynccontextmanager
+async def bot_process(url: str, token: str) -> AsyncIterator[list[str]]:
+    """`python -m examples.bot --url URL` with the token in HERO_TOKEN, yielded once it
+    logs "bot connected"; its output (stdout and stderr) accumulates in the yielded list."""
+    env = clean_environ({"HERO_TOKEN": token, "PYTHONPATH": str(REPO)})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "examples.bot",
+        "--url",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        cwd=str(REPO),
+    )
+    output: list[str] = []
+    connected = asyncio.Event()
+
+    async def pump() -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            output.append(line)
+            if "bot connected" in line:
+                connected.set()
+
+    reader = asyncio.create_task(pump())
+    try:
+        ready = asyncio.create_task(connected.wait())
+        exited = asyncio.create_task(process.wait())
+        await asyncio.wait({ready, exited}, timeout=20 * UNIT, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        exited.cancel()
+        if not connected.is_set():
+            raise AssertionError("the bot did not connect:\n" + "".join(output))
+        yield output
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(10 * UNIT):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+def authored_by(person: Person, body: str) -> Any:
+    return lambda m: m.get("authorUserId") == str(person.id) and m.get("body") == body
+
+
+async def test_bot_answers_ping_with_pong(
+    hero: RunningServer, http: httpx.AsyncClient, agent: NodeAgent
+) -> None:
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    human = Person(uuid.uuid4(), tenant, "human")
+    bot = Person(uuid.uuid4(), tenant, "pingbot")
+    base = hero.base_url
+    channel = await create_channel(http, base, human, [bot])
+    await agent.connect("human", base + "/realtime/hub", tokens=[human.token()], targets=[CREATED])
+
+    async with bot_process(base, bot.token()) as output:
+        ping = await post(http, base, human, channel, "!ping are you there?")
+        pong = await agent.next_message("human", CREATED, where=authored_by(bot, "pong"))
+        assert pong.arg["channelId"] == channel
+        assert pong.arg["id"] != ping["id"]
+
+        # Not a command, and the bot's own `!ping`: no answer to either. The second human
+        # `!ping` is answered after them (one channel, one order), so by the time its
+        # `pong` arrives, an answer to either would have arrived before it.
+        await post(http, base, human, channel, "hello, no command here")
+        await post(http, base, bot, channel, "!ping from the bot itself")
+        await post(http, base, human, channel, "  !ping again")  # stored trimmed
+        await agent.next_message("human", CREATED, where=authored_by(bot, "pong"), count=2)
+        bodies = [m["body"] for m in agent.args_of("human", CREATED)]
+        assert bodies == [
+            "!ping are you there?",
+            "pong",
+            "hello, no command here",
+            "!ping from the bot itself",
+            "!ping again",
+            "pong",
+        ], "".join(output)
+
+
+async def test_bot_with_a_bad_token_stops_and_says_why(hero: RunningServer) -> None:
+    forged = mint(uuid.uuid4(), key="another-signing-key-0123456789abcdef-0000")
+    env = clean_environ({"HERO_TOKEN": forged, "PYTHONPATH": str(REPO)})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "examples.bot",
+        "--url",
+        hero.base_url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        cwd=str(REPO),
+    )
+    try:
+        async with asyncio.timeout(20 * UNIT):
+            out, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 1
+    assert "the hub refused the token (401)" in out.decode()
