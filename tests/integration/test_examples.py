@@ -16,12 +16,12 @@ sleep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,8 +35,6 @@ from websockets.exceptions import InvalidStatus
 from tests.integration.js.agent import AgentError, NodeAgent
 from tests.integration.platform_app import SIGNING_KEY, clean_environ, hero_serve, mint
 from tests.support.servers import REPO, UNIT, RunningServer, launch
-
-pytestmark = pytest.mark.interop
 
 HANDSHAKE = '{"protocol":"json","version":1}\x1e'
 
@@ -75,6 +73,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.mark.interop
 @pytest.mark.parametrize("transport", ["WebSockets", "ServerSentEvents", "LongPolling"])
 async def test_fastapi_app_js_client_with_a_query_token(
     fastapi_app: RunningServer, http: httpx.AsyncClient, agent: NodeAgent, transport: str
@@ -127,6 +126,7 @@ async def test_fastapi_app_js_client_with_a_query_token(
     assert listed.json() == [announcement]
 
 
+@pytest.mark.interop
 async def test_fastapi_app_refuses_missing_and_misplaced_tokens(
     fastapi_app: RunningServer, http: httpx.AsyncClient, agent: NodeAgent
 ) -> None:
@@ -254,6 +254,7 @@ def dashboard(tmp_path: Path, tenants: tuple[str, str]) -> Iterator[RunningServe
         yield server
 
 
+@pytest.mark.interop
 async def test_dashboard_ticks_reach_the_watchers_of_their_tenant_only(
     dashboard: RunningServer, tenants: tuple[str, str], agent: NodeAgent
 ) -> None:
@@ -336,7 +337,7 @@ async def post(
     return result
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def bot_process(url: str, token: str) -> AsyncIterator[list[str]]:
     """`python -m examples.bot --url URL` with the token in HERO_TOKEN, yielded once it
     logs "bot connected"; its output (stdout and stderr) accumulates in the yielded list."""
@@ -371,6 +372,9 @@ async def bot_process(url: str, token: str) -> AsyncIterator[list[str]]:
         ready.cancel()
         exited.cancel()
         if not connected.is_set():
+            with contextlib.suppress(TimeoutError):  # the rest of its output, if it exited
+                async with asyncio.timeout(5 * UNIT):
+                    await asyncio.shield(reader)
             raise AssertionError("the bot did not connect:\n" + "".join(output))
         yield output
     finally:
@@ -390,6 +394,7 @@ def authored_by(person: Person, body: str) -> Any:
     return lambda m: m.get("authorUserId") == str(person.id) and m.get("body") == body
 
 
+@pytest.mark.interop
 async def test_bot_answers_ping_with_pong(
     hero: RunningServer, http: httpx.AsyncClient, agent: NodeAgent
 ) -> None:
