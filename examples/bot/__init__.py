@@ -1,0 +1,1 @@
+"""A chat bot on pysignalr that answers `!ping` (see README.md)."""

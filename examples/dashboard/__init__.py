@@ -1,0 +1,1 @@
+"""Live dashboards on hero's platform, fed by a background task (see README.md)."""
