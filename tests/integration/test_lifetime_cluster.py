@@ -6,6 +6,7 @@ subscription follows its slot to another node."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -254,13 +255,8 @@ async def test_a_subscription_follows_its_slot_to_another_node(
             while counts() != [1 if i == target else 0 for i in range(len(nodes))]:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
             # The sender's slot map is stale: its SPUBLISH is redirected (MOVED) and
-            # retried; sends are refused while the receiver is within its grace period.
-            while True:
-                try:
-                    await sender.send_group(group, InvocationMessage("Hi", ("after",)))
-                    break
-                except Exception:  # BackplaneError while a link recovers
-                    await asyncio.sleep(0.05)
+            # retried by the cluster client.
+            await send_when_up(sender, group, "after")
         assert [m.arguments for m in await member.wait_for(1, 5 * UNIT)] == [("after",)]
         await member.disconnect()
     finally:
@@ -270,3 +266,77 @@ async def test_a_subscription_follows_its_slot_to_another_node(
             await client.aclose()
         for node in nodes:
             node.close()
+
+
+# -- end to end: the settings pick the cluster ------------------------------------------------
+
+
+async def test_two_conformance_apps_configured_with_the_cluster_nodes_share_groups(
+    valkey_cluster: ValkeyCluster,
+) -> None:
+    """`CachingOptions:Redis` listing the nodes builds a cluster client, and the app's
+    backplane is sharded: a group send made on one app reaches a member on the other."""
+    from hero.platform.conformance import create_conformance_app
+    from hero.platform.settings import load_settings
+    from hero.realtime.testing.client import HubTestClient
+
+    settings = load_settings(None, {"CachingOptions__Redis": ",".join(valkey_cluster.seeds)})
+    apps = [create_conformance_app(settings) for _ in range(2)]
+    async with contextlib.AsyncExitStack() as stack:
+        for app in apps:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        for app in apps:
+            [hub] = app.state.hubs
+            assert isinstance(hub.lifetime, ValkeyLifetimeManager)
+            assert hub.lifetime.sharded
+        member, sender = [
+            await stack.enter_async_context(
+                HubTestClient(app, "/conformance", transport="WebSockets", timeout=10 * UNIT)
+            )
+            for app in apps
+        ]
+        group = f"room-{uuid.uuid4().hex}"
+        await member.invoke("JoinGroup", group)
+        await sender.invoke("SendToGroup", group, "Msg", "across instances")
+        assert await member.next_message("Msg") == ("across instances",)
+
+
+async def test_a_killed_node_connection_is_reopened_and_resubscribed(
+    valkey_cluster: ValkeyCluster, pair: tuple[str, list[Any]]
+) -> None:
+    """`CLIENT KILL TYPE pubsub` cuts the subscribers' connections to one node; the
+    supervisor reconnects and subscribes again, and group sends reach the member."""
+    prefix, (sender, receiver) = pair
+    group = group_on_each_node(prefix, "cut")[1]
+    channel = group_channel(prefix, group)
+    member = FakeConnection("cut-member", receiver, JsonHubProtocol())
+    await member.connect()
+    await receiver.add_to_group("cut-member", group)
+    node = valkey_cluster.client(1)
+    try:
+        assert shard_subscribers(node, channel) == 1
+        killed = node.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        assert int(killed) >= 1
+        async with asyncio.timeout(15 * UNIT):
+            # Bounded poll of the server's subscription state until the subscriber is back.
+            while shard_subscribers(node, channel) != 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            await send_when_up(sender, group, "after the cut")
+    finally:
+        node.close()
+    [message] = await member.wait_for(1, 5 * UNIT)
+    assert message.arguments == ("after the cut",)
+    await member.disconnect()
+
+
+async def send_when_up(sender: Any, group: str, text: str) -> None:
+    """Send once the backplane accepts sends again (it refuses them, raising BackplaneError,
+    while a subscriber is down and for its grace period after)."""
+    from hero.realtime.lifetime import BackplaneError
+
+    while True:
+        try:
+            await sender.send_group(group, InvocationMessage("Hi", (text,)))
+            return
+        except BackplaneError:
+            await asyncio.sleep(0.05)

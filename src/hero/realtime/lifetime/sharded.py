@@ -361,6 +361,7 @@ class ShardedSubscriber:
     def lost_channel(self, channel: str) -> None:
         self._placed.pop(channel, None)
         if channel in self._wanted:
+            self._link.lost()  # until the supervisor subscribed it where it now belongs
             self.resync()
 
     def node_failed(self, node: _NodeConnection, exc: BaseException) -> None:

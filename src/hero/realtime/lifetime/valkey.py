@@ -5,21 +5,20 @@ directly: a local target never touches Valkey, and a broadcast is published once
 other instances (which ignore their own publications) and then delivered locally. A send that
 raises BackplaneError has reached nobody, so retrying it never duplicates.
 
-Channels, under the prefix `P = {key_prefix}signalr:{hub}`:
+The pieces: channels.py names the channels, envelope.py is what instances send each other,
+subscriptions.py subscribes and publishes (classic pub/sub on one server, or sharded pub/sub
+on a Valkey Cluster, sharded.py), link.py holds `BackplaneError` and `SubscriberLink`.
 
-| channel | carries | subscribed by |
-|---|---|---|
-| `P:all` | broadcasts | every instance |
-| `P:group:{name}` | group sends | instances with a local member |
-| `P:user:{id}` | user sends, user group moves | instances with a local connection of the user |
-| `P:conn:{id}` | sends, group moves and client-result requests for one connection | its owner |
-| `P:server:{name}` | acks and client results for requests this instance made | that instance |
+A group move or a client-result request for a connection on another instance must know
+whether, and where, that connection exists:
 
-Payloads are MessagePack arrays whose invocation part is the complete framed wire message
-for every configured hub protocol (`{"json": bytes, "messagepack": bytes}`), so receivers
-write bytes without re-encoding. A group move for a connection on another instance is sent
-to that connection's channel: `PUBLISH` answering 0 means no instance owns it (the call
-returns at once); otherwise the call waits for the owner's ack (`ack_timeout`).
+- on one server, it is published to the connection's (or user's) channel: `PUBLISH`
+  answering 0 means no instance owns it (the call returns at once, or a client result fails
+  with "does not exist"); otherwise a group move waits for an ack from every receiver
+  (`ack_timeout`);
+- on a Valkey Cluster the publish count is one node's only, so the owners come from an
+  `OwnerRegistry` (entries that expire unless refreshed), and the envelope goes to each
+  owner's server channel; a group move waits for an ack from each of them by name.
 """
 
 from __future__ import annotations
@@ -30,16 +29,21 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Collection, Sequence
-from enum import IntEnum
 from typing import Any
 
-import msgspec
 from valkey.asyncio.cluster import ValkeyCluster
 
+from hero.realtime.lifetime import envelope as wire
 from hero.realtime.lifetime.base import ClientResultError, HubLifetimeManager, LocalConnection
-from hero.realtime.lifetime.link import MAX_RETRY_BACKOFF, BackplaneError, SubscriberLink
+from hero.realtime.lifetime.channels import ChannelKind, ChannelNames
+from hero.realtime.lifetime.link import BackplaneError, SubscriberLink
 from hero.realtime.lifetime.local import LocalConnections, PendingResults
-from hero.realtime.lifetime.sharded import OwnerRegistry, ShardedSubscriber
+from hero.realtime.lifetime.sharded import OwnerRegistry
+from hero.realtime.lifetime.subscriptions import (
+    ShardedSubscriptions,
+    SingleNodeSubscriptions,
+    Subscriptions,
+)
 from hero.realtime.protocol import (
     CompletionMessage,
     HubProtocol,
@@ -51,19 +55,35 @@ from hero.realtime.protocol import (
 
 logger = logging.getLogger("hero.realtime.backplane")
 
-
-class _Kind(IntEnum):
-    INVOKE = 1
-    GROUP = 2
-    ACK = 3
-    CLIENT_INVOKE = 4
-    RESULT = 5
-
-
-_ADD = 1
-_REMOVE = 2
-
 __all__ = ["BackplaneError", "SubscriberLink", "ValkeyLifetimeManager"]
+
+
+class _AckWait:
+    """Acks a group move still needs: a count (single server: an ack may arrive before
+    PUBLISH told how many received the move) or the owners' names (cluster)."""
+
+    def __init__(self, names: set[str] | None = None) -> None:
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.names = names
+        self.expected = 0
+        self.known = names is not None
+
+    def expect(self, receivers: int) -> None:
+        self.expected += receivers
+        self.known = True
+        self._check()
+
+    def acked(self, origin: str) -> None:
+        if self.names is not None:
+            self.names.discard(origin)
+        else:
+            self.expected -= 1
+        self._check()
+
+    def _check(self) -> None:
+        done = not self.names if self.names is not None else self.expected <= 0
+        if self.known and done and not self.future.done():
+            self.future.set_result(None)
 
 
 class ValkeyLifetimeManager(HubLifetimeManager):
@@ -79,10 +99,9 @@ class ValkeyLifetimeManager(HubLifetimeManager):
     sharded (`SSUBSCRIBE`/`SPUBLISH`, see sharded.py): a message travels only within the
     shard that owns its channel. There, who serves a connection or user channel comes from
     an `OwnerRegistry` whose entries expire `owner_ttl` seconds after an instance stops
-    refreshing them, not from the receiver count of a publish; group moves and client-result
-    requests go to each owner's server channel and group moves wait for every owner's ack.
-    A send to several channels is all or nothing per channel only: the channels live on
-    different shards, which no single transaction spans.
+    refreshing them, not from the receiver count of a publish. A send to several channels
+    is all or nothing per channel only: the channels live on different shards, which no
+    single transaction spans.
     """
 
     def __init__(
@@ -101,220 +120,130 @@ class ValkeyLifetimeManager(HubLifetimeManager):
     ) -> None:
         self._client = client
         self._sharded = isinstance(client, ValkeyCluster) if cluster is None else cluster
-        self._owner_ttl = owner_ttl
-        self._sharded_subscriber: ShardedSubscriber | None = None
-        self._registry: OwnerRegistry | None = None
-        self._named_acks: dict[int, tuple[asyncio.Future[None], set[str]]] = {}
         self._link = SubscriberLink(resubscribe_grace)
         self.server_name = server_name or base64.urlsafe_b64encode(secrets.token_bytes(9)).decode()
-        self._prefix = f"{key_prefix}signalr:{hub_name}"
+        self._channels = ChannelNames(key_prefix, hub_name)
         self._protocols = tuple(protocols or (JsonHubProtocol(), MessagePackHubProtocol()))
         self._ack_timeout = ack_timeout
         self._poll_interval = poll_interval
+        self._owner_ttl = owner_ttl
         self._local = LocalConnections()
         self._results = PendingResults(id_prefix=f"{self.server_name}.")
         self._forwarded: dict[str, tuple[str, str]] = {}  # invocation id -> (conn, origin)
-        self._acks: dict[int, tuple[asyncio.Future[None], list[int]]] = {}
+        self._acks: dict[int, _AckWait] = {}
         self._ack_counter = 0
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder()
-        self._pubsub: Any = None
+        self._subscriptions: Subscriptions | None = None
+        self._registry: OwnerRegistry | None = None
         self._subscribed: set[str] = set()
-        self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
         self._subscription_lock = asyncio.Lock()
-        self._control: asyncio.Queue[tuple[str, list[Any]]] = asyncio.Queue()
+        self._control: asyncio.Queue[tuple[str, wire.GroupMove | wire.ClientInvoke]] = (
+            asyncio.Queue()
+        )
         self._tasks: list[asyncio.Task[None]] = []
-
-    # ------------------------------------------------------------------ channel names
-
-    def _all(self) -> str:
-        return f"{self._prefix}:all"
-
-    def _group(self, name: str) -> str:
-        return f"{self._prefix}:group:{name}"
-
-    def _user(self, user_id: str) -> str:
-        return f"{self._prefix}:user:{user_id}"
-
-    def _conn(self, connection_id: str) -> str:
-        return f"{self._prefix}:conn:{connection_id}"
-
-    def _server(self, name: str) -> str:
-        return f"{self._prefix}:server:{name}"
-
-    # ------------------------------------------------------------------ lifecycle
 
     @property
     def sharded(self) -> bool:
         """Whether this manager uses sharded pub/sub on a Valkey Cluster."""
         return self._sharded
 
-    async def start(self) -> None:
-        if self._pubsub is not None or self._sharded_subscriber is not None:
-            return
-        if self._sharded:
-            await self._start_sharded()
-            return
-        self._pubsub = self._client.pubsub()
-        fixed = (self._all(), self._server(self.server_name))
-        waits = [self._expect_confirmation(channel) for channel in fixed]
-        self._subscribed.update(fixed)
-        await self._pubsub.subscribe(*fixed)
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._read_forever(), name="hero-backplane-reader"),
-            loop.create_task(self._control_forever(), name="hero-backplane-control"),
-        ]
-        await self._confirmed(waits)
+    @property
+    def subscriptions(self) -> Subscriptions | None:
+        """The subscriber while started (for diagnostics and tests)."""
+        return self._subscriptions
 
-    async def _start_sharded(self) -> None:
-        subscriber = ShardedSubscriber(
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._subscriptions is not None:
+            return
+        variant = ShardedSubscriptions if self._sharded else SingleNodeSubscriptions
+        subscriptions = variant(
             self._client,
             self._receive_logged,
             self._link,
             confirm_timeout=self._ack_timeout,
             poll_interval=self._poll_interval,
         )
-        self._registry = OwnerRegistry(self._client, self.server_name, self._owner_ttl)
-        fixed = (self._all(), self._server(self.server_name))
+        fixed = (self._channels.all(), self._channels.server(self.server_name))
         self._subscribed.update(fixed)
         try:
-            await subscriber.start(fixed)
+            await subscriptions.start(fixed)
         except BaseException:
             self._subscribed.clear()
-            await subscriber.stop()
             raise
-        self._sharded_subscriber = subscriber
+        self._subscriptions = subscriptions
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._control_forever(), name="hero-backplane-control"),
-            loop.create_task(self._heartbeat_forever(), name="hero-backplane-heartbeat"),
-        ]
-
-    def _receive_logged(self, channel: str, data: bytes) -> None:
-        try:
-            self._receive(channel, data)
-        except Exception:
-            logger.exception("bad backplane message on %r", channel)
-
-    def _registered(self, channel: str) -> bool:
-        """Channels whose owners the registry tracks (sharded mode)."""
-        return channel.startswith((f"{self._prefix}:conn:", f"{self._prefix}:user:"))
-
-    async def _heartbeat_forever(self) -> None:
-        """Keep this instance's registry entries alive (a third of their lifetime apart)."""
-        assert self._registry is not None
-        while True:
-            await asyncio.sleep(self._owner_ttl / 3)
-            channels = [c for c in self._subscribed if self._registered(c)]
-            try:
-                await self._registry.refresh(channels)
-            except Exception as exc:
-                logger.warning("backplane owner heartbeat failed (%s)", exc)
+        self._tasks = [loop.create_task(self._control_forever(), name="hero-backplane-control")]
+        if not subscriptions.counts_receivers:
+            self._registry = OwnerRegistry(self._client, self.server_name, self._owner_ttl)
+            self._tasks.append(
+                loop.create_task(self._heartbeat_forever(), name="hero-backplane-heartbeat")
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        for future, _ in self._acks.values():
-            if not future.done():
-                future.set_exception(BackplaneError("The backplane stopped."))
+        for wait in self._acks.values():
+            if not wait.future.done():
+                wait.future.set_exception(BackplaneError("The backplane stopped."))
         self._acks.clear()
-        for future, _ in self._named_acks.values():
-            if not future.done():
-                future.set_exception(BackplaneError("The backplane stopped."))
-        self._named_acks.clear()
-        if self._sharded_subscriber is not None:
+        if self._subscriptions is not None:
             with contextlib.suppress(Exception):
-                await self._sharded_subscriber.stop()
-            self._sharded_subscriber = None
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
-            self._pubsub = None
+                await self._subscriptions.stop()
+            self._subscriptions = None
+        self._registry = None
         self._subscribed.clear()
+
+    async def _heartbeat_forever(self) -> None:
+        """Keep this instance's registry entries alive (a third of their lifetime apart)."""
+        while True:
+            await asyncio.sleep(self._owner_ttl / 3)
+            registry = self._registry
+            if registry is None:
+                return
+            channels = [c for c in self._subscribed if self._channels.has_owners(c)]
+            try:
+                await registry.refresh(channels)
+            except Exception as exc:
+                logger.warning("backplane owner heartbeat failed (%s)", exc)
 
     # ------------------------------------------------------------------ subscriptions
 
-    def _expect_confirmation(self, channel: str) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._confirmations.setdefault(channel.encode(), []).append(future)
-        return future
-
-    async def _confirmed(self, futures: Sequence[asyncio.Future[None]]) -> None:
-        try:
-            async with asyncio.timeout(self._ack_timeout):
-                await asyncio.gather(*futures)
-        except TimeoutError:
-            raise BackplaneError("Valkey did not confirm a subscription in time.") from None
-
     async def _sync_subscription(self, channel: str, wanted: Callable[[], bool]) -> None:
-        """Subscribe or unsubscribe `channel` so that it matches `wanted()` right now."""
-        if self._sharded_subscriber is not None:
-            await self._sync_sharded(self._sharded_subscriber, channel, wanted)
-            return
-        if self._pubsub is None:
+        """Subscribe or unsubscribe `channel` so that it matches `wanted()` right now.
+
+        With a registry, an owned channel is registered once subscribed and deregistered
+        before it is unsubscribed."""
+        subscriptions = self._subscriptions
+        if subscriptions is None:
             raise BackplaneError("The Valkey lifetime manager was not started.")
+        registry = self._registry if self._channels.has_owners(channel) else None
         async with self._subscription_lock:
             want = wanted()
             if want and channel not in self._subscribed:
-                waiting = self._expect_confirmation(channel)
                 self._subscribed.add(channel)
                 try:
-                    await self._pubsub.subscribe(channel)
-                    await self._confirmed([waiting])
+                    await subscriptions.subscribe(channel)
+                    if registry is not None:
+                        await registry.add(channel)
                 except BaseException as exc:
                     # Not subscribed after all: a later attempt must try again.
                     self._subscribed.discard(channel)
-                    pending = self._confirmations.get(channel.encode(), [])
-                    if waiting in pending:
-                        pending.remove(waiting)
-                    if isinstance(exc, Exception) and not isinstance(exc, BackplaneError):
-                        raise BackplaneError(f"Subscribing to the backplane failed: {exc}") from exc
-                    raise
-            elif not want and channel in self._subscribed:
-                self._subscribed.discard(channel)
-                await self._pubsub.unsubscribe(channel)
-
-    async def _sync_sharded(
-        self, subscriber: ShardedSubscriber, channel: str, wanted: Callable[[], bool]
-    ) -> None:
-        registry = self._registry
-        assert registry is not None
-        async with self._subscription_lock:
-            want = wanted()
-            if want and channel not in self._subscribed:
-                self._subscribed.add(channel)
-                try:
-                    await subscriber.subscribe(channel)
-                    if self._registered(channel):
-                        await registry.add(channel)
-                except BaseException as exc:
-                    self._subscribed.discard(channel)
-                    with contextlib.suppress(Exception):
-                        await subscriber.unsubscribe(channel)
+                    if registry is not None:
+                        with contextlib.suppress(Exception):
+                            await subscriptions.unsubscribe(channel)
                     if isinstance(exc, Exception) and not isinstance(exc, BackplaneError):
                         raise BackplaneError(f"Subscribing to the backplane failed: {exc}") from exc
                     raise
             elif not want and channel in self._subscribed:
                 self._subscribed.discard(channel)
                 try:
-                    if self._registered(channel):
+                    if registry is not None:
                         await registry.remove(channel)
                 finally:
-                    await subscriber.unsubscribe(channel)
-
-    async def _owners(self, channel: str) -> set[str]:
-        """Other instances serving `channel` per the registry (sharded mode)."""
-        assert self._registry is not None
-        self._link.check()
-        try:
-            owners = await self._registry.owners(channel)
-        except Exception as exc:
-            raise BackplaneError(f"Reading the backplane registry failed: {exc}") from exc
-        owners.discard(self.server_name)
-        return owners
+                    await subscriptions.unsubscribe(channel)
 
     def _group_wanted(self, group: str) -> Callable[[], bool]:
         return lambda: group in self._local.groups
@@ -325,50 +254,54 @@ class ValkeyLifetimeManager(HubLifetimeManager):
     def _conn_wanted(self, connection_id: str) -> Callable[[], bool]:
         return lambda: connection_id in self._local.connections
 
+    async def _owners(self, channel: str) -> set[str]:
+        """The other instances that serve `channel`, per the registry (cluster)."""
+        assert self._registry is not None
+        self._link.check()
+        try:
+            owners = await self._registry.owners(channel)
+        except Exception as exc:
+            raise BackplaneError(f"Reading the backplane registry failed: {exc}") from exc
+        owners.discard(self.server_name)
+        return owners
+
     # ------------------------------------------------------------------ publishing
 
     def _payload(self, message: SerializedMessage) -> dict[str, bytes]:
         return {protocol.name: message.get(protocol) for protocol in self._protocols}
 
-    async def _publish(self, channel: str, envelope: list[Any]) -> int:
+    def _started(self) -> Subscriptions:
+        if self._subscriptions is None:
+            raise BackplaneError("The Valkey lifetime manager was not started.")
+        return self._subscriptions
+
+    async def _publish(self, channel: str, envelope: wire.Envelope) -> int:
+        subscriptions = self._started()
         self._link.check()
-        data = self._encoder.encode(envelope)
         try:
-            if self._sharded_subscriber is not None:
-                return await self._sharded_subscriber.publish(channel, data)
-            return int(await self._client.publish(channel, data))
+            return await subscriptions.publish(channel, wire.encode(envelope))
         except Exception as exc:
             raise BackplaneError(f"Publishing to the backplane failed: {exc}") from exc
 
     async def _publish_invocation(
         self, channel: str, message: SerializedMessage, excluded: Collection[str] = ()
     ) -> int:
-        envelope = [_Kind.INVOKE, self.server_name, list(excluded), self._payload(message)]
+        envelope = wire.Invoke(self.server_name, list(excluded), self._payload(message))
         return await self._publish(channel, envelope)
 
     async def _publish_invocations(
         self, channels: Sequence[str], message: SerializedMessage
     ) -> None:
-        """One invocation to several channels in one MULTI/EXEC: all of them or none."""
+        """One invocation to several channels: all or none on one server (MULTI/EXEC)."""
         if len(channels) <= 1:
             for channel in channels:
                 await self._publish_invocation(channel, message)
             return
-        data = self._encoder.encode([_Kind.INVOKE, self.server_name, [], self._payload(message)])
+        subscriptions = self._started()
+        data = wire.encode(wire.Invoke(self.server_name, [], self._payload(message)))
         self._link.check()
-        if self._sharded_subscriber is not None:
-            # One shard per channel: no transaction spans them (see the class docstring).
-            for channel in channels:
-                try:
-                    await self._sharded_subscriber.publish(channel, data)
-                except Exception as exc:
-                    raise BackplaneError(f"Publishing to the backplane failed: {exc}") from exc
-            return
         try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                for channel in channels:
-                    pipe.publish(channel, data)
-                await pipe.execute()
+            await subscriptions.publish_many(channels, data)
         except Exception as exc:
             raise BackplaneError(f"Publishing to the backplane failed: {exc}") from exc
 
@@ -377,10 +310,10 @@ class ValkeyLifetimeManager(HubLifetimeManager):
     async def on_connected(self, connection: LocalConnection) -> None:
         self._local.add(connection)
         cid = connection.connection_id
-        await self._sync_subscription(self._conn(cid), self._conn_wanted(cid))
+        await self._sync_subscription(self._channels.connection(cid), self._conn_wanted(cid))
         user = connection.user_id
         if user is not None:
-            await self._sync_subscription(self._user(user), self._user_wanted(user))
+            await self._sync_subscription(self._channels.user(user), self._user_wanted(user))
 
     async def on_disconnected(self, connection: LocalConnection) -> None:
         cid = connection.connection_id
@@ -396,11 +329,11 @@ class ValkeyLifetimeManager(HubLifetimeManager):
                         invocation_id, f"Connection '{cid}' disconnected."
                     ),
                 )
-        channels = [(self._conn(cid), self._conn_wanted(cid))]
-        channels += [(self._group(g), self._group_wanted(g)) for g in emptied]
+        channels = [(self._channels.connection(cid), self._conn_wanted(cid))]
+        channels += [(self._channels.group(g), self._group_wanted(g)) for g in emptied]
         user = connection.user_id
         if user is not None:
-            channels.append((self._user(user), self._user_wanted(user)))
+            channels.append((self._channels.user(user), self._user_wanted(user)))
         for channel, wanted in channels:
             try:
                 await self._sync_subscription(channel, wanted)
@@ -413,17 +346,17 @@ class ValkeyLifetimeManager(HubLifetimeManager):
     # A send publishes first and delivers locally only once Valkey has taken it: a send that
     # raises BackplaneError reached nobody, so whoever retries it (the outbox's dispatcher,
     # on this instance or another) causes no duplicate. Sends to several channels publish in
-    # one MULTI/EXEC, all or nothing.
+    # one MULTI/EXEC on one server, all or nothing (per channel on a cluster).
 
     async def send_all(self, message: InvocationMessage, excluded: Collection[str] = ()) -> None:
         serialized = SerializedMessage(message)
-        await self._publish_invocation(self._all(), serialized, excluded)
+        await self._publish_invocation(self._channels.all(), serialized, excluded)
         self._local.deliver_all(serialized, excluded)
 
     async def send_connection(self, connection_id: str, message: InvocationMessage) -> None:
         serialized = SerializedMessage(message)
         if connection_id not in self._local.connections:
-            await self._publish_invocation(self._conn(connection_id), serialized)
+            await self._publish_invocation(self._channels.connection(connection_id), serialized)
         else:
             self._local.deliver_connection(connection_id, serialized)
 
@@ -432,7 +365,7 @@ class ValkeyLifetimeManager(HubLifetimeManager):
     ) -> None:
         serialized = SerializedMessage(message)
         local = self._local.connections
-        remote = [self._conn(cid) for cid in connection_ids if cid not in local]
+        remote = [self._channels.connection(c) for c in connection_ids if c not in local]
         await self._publish_invocations(remote, serialized)
         for cid in connection_ids:
             self._local.deliver_connection(cid, serialized)
@@ -441,72 +374,69 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         self, group: str, message: InvocationMessage, excluded: Collection[str] = ()
     ) -> None:
         serialized = SerializedMessage(message)
-        await self._publish_invocation(self._group(group), serialized, excluded)
+        await self._publish_invocation(self._channels.group(group), serialized, excluded)
         self._local.deliver_group(group, serialized, excluded)
 
     async def send_groups(self, groups: Collection[str], message: InvocationMessage) -> None:
         serialized = SerializedMessage(message)
-        await self._publish_invocations([self._group(g) for g in groups], serialized)
+        await self._publish_invocations([self._channels.group(g) for g in groups], serialized)
         for group in groups:
             self._local.deliver_group(group, serialized)
 
     async def send_user(self, user_id: str, message: InvocationMessage) -> None:
         serialized = SerializedMessage(message)
-        await self._publish_invocation(self._user(user_id), serialized)
+        await self._publish_invocation(self._channels.user(user_id), serialized)
         self._local.deliver_user(user_id, serialized)
 
     async def send_users(self, user_ids: Collection[str], message: InvocationMessage) -> None:
         serialized = SerializedMessage(message)
-        await self._publish_invocations([self._user(u) for u in user_ids], serialized)
+        await self._publish_invocations([self._channels.user(u) for u in user_ids], serialized)
         for user in user_ids:
             self._local.deliver_user(user, serialized)
 
     # ------------------------------------------------------------------ groups
 
     async def _apply_group(self, connection_id: str, action: int, group: str) -> None:
-        if action == _ADD:
+        if action == wire.ADD:
             if self._local.add_to_group(connection_id, group) is None:
                 return
         else:
             self._local.remove_from_group(connection_id, group)
-        await self._sync_subscription(self._group(group), self._group_wanted(group))
+        await self._sync_subscription(self._channels.group(group), self._group_wanted(group))
 
     async def _remote_group(
         self, channel: str, action: int, group: str, connection_id: str | None, user_id: str | None
     ) -> None:
-        """Publish a group move and wait for an ack from every instance that received it."""
-        if self._sharded:
-            await self._remote_group_sharded(channel, action, group, connection_id, user_id)
-            return
+        """Send a group move to the instances serving `channel`; wait for each one's ack.
+
+        One server: published to `channel` itself, acks counted against PUBLISH's answer.
+        Cluster: sent to each registered owner's server channel, acks matched by name (an
+        owner whose connections just left still acks, having moved nothing).
+        """
+        owners: set[str] | None = None
+        if self._registry is not None:
+            owners = await self._owners(channel)
+            if not owners:
+                return
         self._ack_counter += 1
         request = self._ack_counter
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # [acks still expected, whether the receiver count is known yet]: an ack may arrive
-        # before PUBLISH has told us how many instances received the command.
-        expected = [0, 0]
-        self._acks[request] = (future, expected)
+        wait = _AckWait(owners)
+        self._acks[request] = wait
         try:
-            envelope = [
-                _Kind.GROUP,
-                self.server_name,
-                request,
-                action,
-                group,
-                connection_id,
-                user_id,
-            ]
-            receivers = await self._publish(channel, envelope)
-            if channel in self._subscribed:
-                receivers -= 1  # our own copy is ignored
-            if receivers <= 0:
-                return
-            expected[0] += receivers
-            expected[1] = 1
-            if expected[0] <= 0 and not future.done():
-                future.set_result(None)
+            move = wire.GroupMove(self.server_name, request, action, group, connection_id, user_id)
+            if owners is not None:
+                for owner in sorted(owners):
+                    await self._publish(self._channels.server(owner), move)
+            else:
+                receivers = await self._publish(channel, move)
+                if channel in self._subscribed:
+                    receivers -= 1  # our own copy is ignored
+                if receivers <= 0:
+                    return
+                wait.expect(receivers)
             try:
                 async with asyncio.timeout(self._ack_timeout):
-                    await future
+                    await wait.future
             except TimeoutError:
                 raise BackplaneError(
                     f"No acknowledgement for the group operation on '{group}' within "
@@ -515,62 +445,29 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         finally:
             self._acks.pop(request, None)
 
-    async def _remote_group_sharded(
-        self, channel: str, action: int, group: str, connection_id: str | None, user_id: str | None
-    ) -> None:
-        """The group move goes to the server channel of every owner of `channel` in the
-        registry; each acks, having applied it (to nothing, if its connections left)."""
-        owners = await self._owners(channel)
-        if not owners:
-            return
-        self._ack_counter += 1
-        request = self._ack_counter
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._named_acks[request] = (future, set(owners))
-        try:
-            envelope = [
-                _Kind.GROUP,
-                self.server_name,
-                request,
-                action,
-                group,
-                connection_id,
-                user_id,
-            ]
-            for owner in sorted(owners):
-                await self._publish(self._server(owner), envelope)
-            try:
-                async with asyncio.timeout(self._ack_timeout):
-                    await future
-            except TimeoutError:
-                raise BackplaneError(
-                    f"No acknowledgement for the group operation on '{group}' within "
-                    f"{self._ack_timeout:g} s."
-                ) from None
-        finally:
-            self._named_acks.pop(request, None)
-
     async def add_to_group(self, connection_id: str, group: str) -> None:
         if connection_id in self._local.connections:
-            await self._apply_group(connection_id, _ADD, group)
+            await self._apply_group(connection_id, wire.ADD, group)
         else:
-            await self._remote_group(self._conn(connection_id), _ADD, group, connection_id, None)
+            channel = self._channels.connection(connection_id)
+            await self._remote_group(channel, wire.ADD, group, connection_id, None)
 
     async def remove_from_group(self, connection_id: str, group: str) -> None:
         if connection_id in self._local.connections:
-            await self._apply_group(connection_id, _REMOVE, group)
+            await self._apply_group(connection_id, wire.REMOVE, group)
         else:
-            await self._remote_group(self._conn(connection_id), _REMOVE, group, connection_id, None)
+            channel = self._channels.connection(connection_id)
+            await self._remote_group(channel, wire.REMOVE, group, connection_id, None)
 
     async def add_user_to_group(self, user_id: str, group: str) -> None:
         for cid in self._local.user_connection_ids(user_id):
-            await self._apply_group(cid, _ADD, group)
-        await self._remote_group(self._user(user_id), _ADD, group, None, user_id)
+            await self._apply_group(cid, wire.ADD, group)
+        await self._remote_group(self._channels.user(user_id), wire.ADD, group, None, user_id)
 
     async def remove_user_from_group(self, user_id: str, group: str) -> None:
         for cid in self._local.user_connection_ids(user_id):
-            await self._apply_group(cid, _REMOVE, group)
-        await self._remote_group(self._user(user_id), _REMOVE, group, None, user_id)
+            await self._apply_group(cid, wire.REMOVE, group)
+        await self._remote_group(self._channels.user(user_id), wire.REMOVE, group, None, user_id)
 
     # ------------------------------------------------------------------ client results
 
@@ -583,21 +480,22 @@ class ValkeyLifetimeManager(HubLifetimeManager):
             if local is not None:
                 local.write(message)
                 return
-            envelope = [
-                _Kind.CLIENT_INVOKE,
+            assert message.invocation_id is not None
+            request = wire.ClientInvoke(
                 self.server_name,
                 message.invocation_id,
                 connection_id,
                 self._payload(SerializedMessage(message)),
-            ]
-            if self._sharded:
-                owners = await self._owners(self._conn(connection_id))
-                if not owners:
-                    raise ClientResultError(f"Connection '{connection_id}' does not exist.")
-                await self._publish(self._server(min(owners)), envelope)
+            )
+            channel = self._channels.connection(connection_id)
+            if self._registry is not None:
+                owners = await self._owners(channel)
+                if owners:
+                    await self._publish(self._channels.server(min(owners)), request)
+                    return
+            elif await self._publish(channel, request) > 0:
                 return
-            if await self._publish(self._conn(connection_id), envelope) == 0:
-                raise ClientResultError(f"Connection '{connection_id}' does not exist.")
+            raise ClientResultError(f"Connection '{connection_id}' does not exist.")
 
         return await self._results.invoke(connection_id, target, arguments, timeout, send)
 
@@ -614,96 +512,61 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         return True
 
     async def _publish_result(self, origin: str, completion: CompletionMessage) -> None:
-        envelope = [
-            _Kind.RESULT,
+        result = wire.Result(
             self.server_name,
             completion.invocation_id,
             completion.error,
             completion.has_result,
             completion.result,
-        ]
-        await self._publish(self._server(origin), envelope)
+        )
+        await self._publish(self._channels.server(origin), result)
 
     # ------------------------------------------------------------------ receiving
 
-    async def _read_forever(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=False, timeout=self._poll_interval
-                )
-                backoff = 0.1
-                self._link.restored()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if backoff == 0.1:
-                    logger.warning("backplane read failed (%s); retrying", exc)
-                self._link.lost()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_RETRY_BACKOFF)
-                continue
-            if message is None:
-                continue
-            kind = message.get("type")
-            if kind == "subscribe":
-                for future in self._confirmations.pop(message["channel"], []):
-                    if not future.done():
-                        future.set_result(None)
-            elif kind == "message":
-                try:
-                    self._receive(message["channel"].decode(), message["data"])
-                except Exception:
-                    logger.exception("bad backplane message on %r", message.get("channel"))
+    def _receive_logged(self, channel: str, data: bytes) -> None:
+        try:
+            self._receive(channel, data)
+        except Exception:
+            logger.exception("bad backplane message on %r", channel)
 
     def _receive(self, channel: str, data: bytes) -> None:
-        envelope = self._decoder.decode(data)
-        kind, origin = envelope[0], envelope[1]
-        if origin == self.server_name:
+        envelope = wire.decode(data)
+        if envelope.origin == self.server_name:
             return
-        if kind == _Kind.INVOKE:
-            self._deliver(channel, SerializedMessage(None, envelope[3]), envelope[2])
-        elif kind == _Kind.ACK:
-            named = self._named_acks.get(envelope[2])
-            if named is not None:
-                named[1].discard(origin)
-                if not named[1] and not named[0].done():
-                    named[0].set_result(None)
-                return
-            entry = self._acks.get(envelope[2])
-            if entry is not None:
-                future, expected = entry
-                expected[0] -= 1
-                if expected[1] and expected[0] <= 0 and not future.done():
-                    future.set_result(None)
-        elif kind == _Kind.RESULT:
-            _, _, invocation_id, error, has_result, result = envelope
-            owner = self._results.owner(invocation_id)
+        if isinstance(envelope, wire.Invoke):
+            self._deliver(channel, SerializedMessage(None, envelope.payload), envelope.excluded)
+        elif isinstance(envelope, wire.Ack):
+            wait = self._acks.get(envelope.request)
+            if wait is not None:
+                wait.acked(envelope.origin)
+        elif isinstance(envelope, wire.Result):
+            owner = self._results.owner(envelope.invocation_id)
             if owner is not None:
                 self._results.complete(
                     owner,
                     CompletionMessage(
-                        invocation_id=invocation_id,
-                        error=error,
-                        result=result,
-                        has_result=bool(has_result),
+                        invocation_id=envelope.invocation_id,
+                        error=envelope.error,
+                        result=envelope.result,
+                        has_result=envelope.has_result,
                     ),
                 )
-        elif kind in (_Kind.GROUP, _Kind.CLIENT_INVOKE):
+        else:
             self._control.put_nowait((channel, envelope))
 
     def _deliver(self, channel: str, message: SerializedMessage, excluded: list[str]) -> None:
-        prefix = self._prefix
-        if channel == f"{prefix}:all":
+        parsed = self._channels.parse(channel)
+        if parsed is None:
+            return
+        kind, name = parsed
+        if kind is ChannelKind.ALL:
             self._local.deliver_all(message, excluded)
-        elif channel.startswith(f"{prefix}:group:"):
-            group = channel[len(prefix) + 7 :]
-            self._local.deliver_group(group, message, excluded)
-        elif channel.startswith(f"{prefix}:user:"):
-            self._local.deliver_user(channel[len(prefix) + 6 :], message)
-        elif channel.startswith(f"{prefix}:conn:"):
-            self._local.deliver_connection(channel[len(prefix) + 6 :], message)
+        elif kind is ChannelKind.GROUP:
+            self._local.deliver_group(name, message, excluded)
+        elif kind is ChannelKind.USER:
+            self._local.deliver_user(name, message)
+        elif kind is ChannelKind.CONNECTION:
+            self._local.deliver_connection(name, message)
 
     async def _control_forever(self) -> None:
         """Group moves and client-result requests, in arrival order, off the reader task
@@ -711,7 +574,7 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         while True:
             channel, envelope = await self._control.get()
             try:
-                if envelope[0] == _Kind.GROUP:
+                if isinstance(envelope, wire.GroupMove):
                     await self._handle_group(envelope)
                 else:
                     await self._handle_client_invoke(envelope)
@@ -720,26 +583,28 @@ class ValkeyLifetimeManager(HubLifetimeManager):
             except Exception:
                 logger.exception("backplane control message on %r failed", channel)
 
-    async def _handle_group(self, envelope: list[Any]) -> None:
-        _, origin, request, action, group, connection_id, user_id = envelope
-        if connection_id is not None:
-            targets = [connection_id] if connection_id in self._local.connections else []
+    async def _handle_group(self, move: wire.GroupMove) -> None:
+        if move.connection_id is not None:
+            local = move.connection_id in self._local.connections
+            targets = [move.connection_id] if local else []
+        elif move.user_id is not None:
+            targets = self._local.user_connection_ids(move.user_id)
         else:
-            targets = self._local.user_connection_ids(user_id)
+            targets = []
         for cid in targets:
-            await self._apply_group(cid, action, group)
-        await self._publish(self._server(origin), [_Kind.ACK, self.server_name, request])
+            await self._apply_group(cid, move.action, move.group)
+        ack = wire.Ack(self.server_name, move.request)
+        await self._publish(self._channels.server(move.origin), ack)
 
-    async def _handle_client_invoke(self, envelope: list[Any]) -> None:
-        _, origin, invocation_id, connection_id, payload = envelope
-        connection = self._local.connections.get(connection_id)
+    async def _handle_client_invoke(self, request: wire.ClientInvoke) -> None:
+        connection = self._local.connections.get(request.connection_id)
         if connection is None:
             await self._publish_result(
-                origin,
+                request.origin,
                 CompletionMessage.with_error(
-                    invocation_id, f"Connection '{connection_id}' disconnected."
+                    request.invocation_id, f"Connection '{request.connection_id}' disconnected."
                 ),
             )
             return
-        self._forwarded[invocation_id] = (connection_id, origin)
-        connection.write_serialized(SerializedMessage(None, payload))
+        self._forwarded[request.invocation_id] = (request.connection_id, request.origin)
+        connection.write_serialized(SerializedMessage(None, request.payload))
