@@ -257,7 +257,9 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         envelope = [_Kind.INVOKE, self.server_name, list(excluded), self._payload(message)]
         return await self._publish(channel, envelope)
 
-    async def _publish_invocations(self, channels: Sequence[str], message: SerializedMessage) -> None:
+    async def _publish_invocations(
+        self, channels: Sequence[str], message: SerializedMessage
+    ) -> None:
         """One invocation to several channels in one MULTI/EXEC: all of them or none."""
         if len(channels) <= 1:
             for channel in channels:
