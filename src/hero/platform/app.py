@@ -40,6 +40,7 @@ from hero.modules.contracts import NotificationSink, UserLookup
 from hero.modules.http import Problem
 from hero.modules.notifications import NotificationService, notifications_router
 from hero.modules.users import UserDirectory
+from hero.platform.body_limit import BodyLimitMiddleware
 from hero.platform.cors import CredentialedCorsMiddleware
 from hero.platform.hub import (
     GroupPolicy,
@@ -375,6 +376,13 @@ def create_app(
 
     middleware = [
         Middleware(CredentialedCorsMiddleware, origin_allowed=origin_allowed),
+        # inside CORS, so a browser can read the 413
+        Middleware(
+            BodyLimitMiddleware,
+            limit=settings.http.max_request_body_size,
+            prefixes=("/api/",),
+            exempt=HUB_PATHS,
+        ),
         Middleware(PrincipalMiddleware, authenticator=authenticator, on_principal=directory.seen),
     ]
     app = FastAPI(
