@@ -58,6 +58,7 @@ def test_defaults_with_no_configuration() -> None:
     assert realtime.handshake_timeout_seconds == 15
     assert realtime.maximum_receive_message_size == 32768
     assert realtime.enable_detailed_errors is False
+    assert settings.http.max_request_body_size == 1_048_576
     assert settings.environment is HostEnvironment.DEVELOPMENT
     assert settings.is_production is False
     assert settings == Settings()
@@ -317,6 +318,11 @@ def test_bad_origin_names_the_list_item(origin: str) -> None:
             "Realtime__MaximumReceiveMessageSize",
             "1.5",
             "Realtime:MaximumReceiveMessageSize: value must be a positive integer (got '1.5')",
+        ),
+        (
+            "Http__MaxRequestBodySize",
+            "1MB",
+            "Http:MaxRequestBodySize: value must be a positive integer (got '1MB')",
         ),
         (
             "JwtOptions__AccessTokenMinutes",

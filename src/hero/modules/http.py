@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import AfterValidator
 
 from hero.auth import PRINCIPAL_SCOPE_KEY, Principal
 
@@ -52,3 +53,20 @@ def current_principal(request: Request) -> Principal:
 
 Caller = Annotated[Principal, Depends(current_principal)]
 """Route parameter type for the authenticated caller."""
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be Unicode text (no unpaired surrogate such as \\ud800)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+"""A text input (body field, query, path or header parameter) the databases can store: NUL
+and unpaired surrogates (a JSON string may spell them, `"\\ud800"`) are refused with a 400
+naming the field. PostgreSQL stores neither, SQLite's driver cannot encode a surrogate, and
+FTS5's query syntax fails on NUL."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
+import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route, compile_path
 from valkey.asyncio.cluster import ValkeyCluster
 
 from hero.auth import JwtValidator, Principal
@@ -39,6 +41,7 @@ from hero.modules.contracts import NotificationSink, UserLookup
 from hero.modules.http import Problem
 from hero.modules.notifications import NotificationService, notifications_router
 from hero.modules.users import UserDirectory
+from hero.platform.body_limit import BodyLimitMiddleware
 from hero.platform.cors import CredentialedCorsMiddleware
 from hero.platform.demo import demo_routes
 from hero.platform.hub import (
@@ -55,6 +58,7 @@ from hero.platform.web import (
     Authenticator,
     PrincipalMiddleware,
     authenticated,
+    document_problems,
     origin_allowed_for,
     origin_checker,
     problem,
@@ -382,6 +386,13 @@ def create_app(
 
     middleware = [
         Middleware(CredentialedCorsMiddleware, origin_allowed=origin_allowed),
+        # inside CORS, so a browser can read the 413
+        Middleware(
+            BodyLimitMiddleware,
+            limit=settings.http.max_request_body_size,
+            prefixes=("/api/",),
+            exempt=HUB_PATHS,
+        ),
         Middleware(PrincipalMiddleware, authenticator=authenticator, on_principal=directory.seen),
     ]
     app = FastAPI(
@@ -405,26 +416,23 @@ def create_app(
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Every error the REST API returns is `application/problem+json` (one `type` scheme)."""
+    """Every error the REST API returns is `application/problem+json` (one `type` scheme),
+    and `/openapi.json` says so (`document_problems`)."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        extra = {"field": exc.field} if exc.field else {}
+        extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
         return problem(exc.status, exc.title, exc.detail, **extra)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
         first = errors[0] if errors else {}
-        location = [str(part) for part in first.get("loc", ())]
-        if location[:1] and location[0] in {"body", "query", "path", "header"}:
-            location = location[1:]
-        field_name = ".".join(location)
         return problem(
             400,
             "Bad Request",
             str(first.get("msg", "Invalid request.")),
-            field=field_name or None,
+            field=_failing_field(first),
             errors=[
                 {
                     "field": ".".join(str(p) for p in e.get("loc", ())),
@@ -436,11 +444,70 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return problem(exc.status_code, _TITLES.get(exc.status_code, "Error"), str(exc.detail))
+        headers = dict(exc.headers or {})
+        extra: dict[str, Any] = {}
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(app, request.scope)
+        elif exc.status_code == 400:
+            # FastAPI's own 400: a body it cannot read (not UTF-8, a broken form).
+            extra["field"] = "body"
+        return problem(
+            exc.status_code,
+            _TITLES.get(exc.status_code, "Error"),
+            str(exc.detail),
+            headers=headers,
+            **extra,
+        )
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+
+
+def _failing_field(error: Mapping[str, Any]) -> str:
+    """The input a validation error is about, as the client spells it: `name`,
+    `userIds.3`, or the location itself (`body`) when the whole of it is missing or is not
+    JSON; `loc` is FastAPI's (location, name, ...), with a byte offset for bad JSON."""
+    location = [str(part) for part in error.get("loc", ())]
+    if error.get("type") == "json_invalid":
+        return location[0] if location else "body"
+    if len(location) > 1 and location[0] in _LOCATIONS:
+        location = location[1:]
+    return ".".join(location) or "body"
+
+
+def allowed_methods(app: FastAPI, scope: Any) -> str:
+    """The `Allow` of a 405: the methods of every route at the request's path. Starlette
+    names only the first matching route's, FastAPI makes one route per method and keeps
+    included routers behind one opaque route, so the documented paths are matched too."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] is not Match.NONE:
+            methods.update(route_methods)
+    path = scope.get("path", "")
+    for template, item in app.openapi().get("paths", {}).items():
+        if _path_pattern(template).match(path):
+            methods.update(method.upper() for method in item if method in _HTTP_METHODS)
+    return ", ".join(sorted(methods))
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+@functools.lru_cache(maxsize=256)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return compile_path(template)[0]
 
 
 _TITLES = {

@@ -56,6 +56,7 @@ __all__ = [
     "CorsOptions",
     "DatabaseOptions",
     "HostEnvironment",
+    "HttpOptions",
     "JwtOptions",
     "RealtimeOptions",
     "RedisEndpoint",
@@ -422,6 +423,23 @@ class RealtimeOptions(BaseModel):
         return self
 
 
+class HttpOptions(BaseModel):
+    """``Http``: limits of the REST API (the hub endpoints have theirs under ``Realtime``).
+
+    Invariant: ``max_request_body_size`` is positive (bytes).
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    max_request_body_size: _PositiveInt = Field(
+        default=1_048_576,
+        alias="MaxRequestBodySize",
+        description="bytes per REST request body (`/api/...`); larger bodies get 413",
+    )
+
+
 class Settings(BaseModel):
     """All platform settings; see the module docstring for sources and invariants.
 
@@ -439,6 +457,7 @@ class Settings(BaseModel):
     cors: CorsOptions = Field(default_factory=CorsOptions, alias="Cors")
     database: DatabaseOptions = Field(default_factory=DatabaseOptions, alias="DatabaseOptions")
     realtime: RealtimeOptions = Field(default_factory=RealtimeOptions, alias="Realtime")
+    http: HttpOptions = Field(default_factory=HttpOptions, alias="Http")
     environment: Annotated[HostEnvironment, BeforeValidator(_to_environment)] = Field(
         default=HostEnvironment.DEVELOPMENT,
         alias="Environment",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -45,8 +45,16 @@ def problem_type(status: int) -> str:
     return _PROBLEM_TYPES.get(status, _RFC9110 + ("15.6" if status >= 500 else "15.5"))
 
 
-def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> Response:
-    """An RFC 9457 `application/problem+json` response (extension members in `extra`)."""
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """An RFC 9457 `application/problem+json` response (extension members in `extra`;
+    `headers` are response headers, such as the `Allow` of a 405)."""
     body: dict[str, Any] = {
         "type": problem_type(status),
         "title": title,
@@ -55,7 +63,70 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
     if detail:
         body["detail"] = detail
     body.update(extra)
-    return Response(msgspec.json.encode(body), status, media_type="application/problem+json")
+    return Response(
+        msgspec.json.encode(body),
+        status,
+        headers=dict(headers) if headers else None,
+        media_type="application/problem+json",
+    )
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "ProblemDetails",
+    "description": "An RFC 9457 problem: `type` is the section of RFC 9110 (or 6585) defining "
+    "`status`; a 400 names the failing input in `field` and lists every error in `errors`.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "field": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
+_FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
+_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Describe the REST API's errors as they are sent, in a FastAPI OpenAPI `document`
+    (changed in place and returned): FastAPI documents a 422 `HTTPValidationError` the
+    platform never sends; every operation answers client errors with problem+json instead,
+    400 for invalid input (when it takes any), 401 without a valid token, and `4XX` for the
+    rest (403, 404, 409, 413)."""
+
+    def answer(description: str) -> dict[str, Any]:
+        return {
+            "description": description,
+            "content": {"application/problem+json": {"schema": _PROBLEM_REF}},
+        }
+
+    for item in document.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if operation.get("parameters") or operation.get("requestBody"):
+                responses.setdefault("400", answer("Invalid input; `field` names it"))
+            responses.setdefault("401", answer("No valid bearer token"))
+            responses.setdefault("4XX", answer("Other client errors"))
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in _FASTAPI_VALIDATION:
+        schemas.pop(name, None)
+    schemas["ProblemDetails"] = PROBLEM_SCHEMA
+    return document
 
 
 class Authenticator:

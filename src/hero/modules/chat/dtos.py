@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from hero.data import iso
 from hero.modules.chat.models import Channel, Member, Message, Reaction
+from hero.modules.http import Text
 
 MAX_BODY = 32768
 
@@ -20,8 +21,8 @@ class Body(BaseModel):
 
 
 class ChannelIn(Body):
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=4000)
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text | None = Field(default=None, max_length=4000)
     is_private: bool = False
 
 
@@ -30,16 +31,16 @@ class UserIdsIn(Body):
 
 
 class MessageIn(Body):
-    body: str = Field(max_length=MAX_BODY * 2)
+    body: Text = Field(max_length=MAX_BODY * 2)
     parent_message_id: uuid.UUID | None = None
 
 
 class EditIn(Body):
-    body: str = Field(max_length=MAX_BODY * 2)
+    body: Text = Field(max_length=MAX_BODY * 2)
 
 
 class ReactionIn(Body):
-    emoji: str = Field(min_length=1, max_length=64)
+    emoji: Text = Field(min_length=1, max_length=64)
 
 
 class ReadIn(Body):

@@ -7,13 +7,31 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
+from hero.modules.chat.core import MAX_GROUP_DM
 from hero.modules.chat.dtos import ChannelIn, EditIn, MessageIn, ReactionIn, ReadIn, UserIdsIn
 from hero.modules.chat.service import ChatService
-from hero.modules.http import Caller
+from hero.modules.http import Caller, Text
 
 Page = Annotated[int, Query(ge=1, le=100000)]
 PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=200)]
+
+
+class DmIn(UserIdsIn):
+    """The other members of a direct or group conversation (the caller is implied)."""
+
+    user_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_GROUP_DM)
+
+
+_FOUND_AGAIN: dict[str, Any] = {
+    "description": "The conversation with these members already existed",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+_REPLAYED: dict[str, Any] = {
+    "description": "A replay (same Idempotency-Key): the message first created",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
 
 
 def chat_router(service: ChatService) -> APIRouter:
@@ -35,7 +53,7 @@ def chat_router(service: ChatService) -> APIRouter:
     @router.get("/channels/discover")
     async def discover(
         caller: Caller,
-        search: Annotated[str | None, Query(max_length=200)] = None,
+        search: Annotated[Text | None, Query(max_length=200)] = None,
         page: Page = 1,
         size: PageSize = 50,
     ) -> list[dict[str, Any]]:
@@ -83,17 +101,17 @@ def chat_router(service: ChatService) -> APIRouter:
         await service.remove_member(caller.tenant_id, caller.user_id, channel_id, user_id)
         return Response(status_code=204)
 
-    @router.post("/dms")
-    async def open_dm(body: UserIdsIn, caller: Caller) -> JSONResponse:
+    @router.post("/dms", status_code=201, responses={200: _FOUND_AGAIN})
+    async def open_dm(body: DmIn, caller: Caller) -> JSONResponse:
         dto, created = await service.open_dm(caller.tenant_id, caller.user_id, body.user_ids)
         return JSONResponse(dto, status_code=201 if created else 200)
 
-    @router.post("/channels/{channel_id}/messages", status_code=201)
+    @router.post("/channels/{channel_id}/messages", status_code=201, responses={200: _REPLAYED})
     async def post_message(
         channel_id: uuid.UUID,
         body: MessageIn,
         caller: Caller,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key: Annotated[Text | None, Header(alias="Idempotency-Key")] = None,
     ) -> JSONResponse:
         dto, created = await service.post(
             caller.tenant_id,
@@ -145,7 +163,7 @@ def chat_router(service: ChatService) -> APIRouter:
         return await service.react(caller.tenant_id, caller.user_id, message_id, body.emoji, True)
 
     @router.delete("/messages/{message_id}/reactions/{emoji}")
-    async def unreact(message_id: uuid.UUID, emoji: str, caller: Caller) -> dict[str, Any]:
+    async def unreact(message_id: uuid.UUID, emoji: Text, caller: Caller) -> dict[str, Any]:
         return await service.react(caller.tenant_id, caller.user_id, message_id, emoji, False)
 
     @router.post("/channels/{channel_id}/read")
@@ -159,7 +177,7 @@ def chat_router(service: ChatService) -> APIRouter:
     @router.get("/search")
     async def search(
         caller: Caller,
-        q: Annotated[str, Query(min_length=1, max_length=500)],
+        q: Annotated[Text, Query(min_length=1, max_length=500)],
         channel_id: Annotated[uuid.UUID | None, Query(alias="channelId")] = None,
         page: Page = 1,
         size: PageSize = 50,

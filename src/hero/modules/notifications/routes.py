@@ -12,17 +12,17 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from hero.conventions import Events, user_group
-from hero.modules.http import Caller, Problem, bad_request
+from hero.modules.http import Caller, Problem, Text, bad_request
 from hero.modules.notifications.service import NotificationService
 from hero.realtime import HubContext, ListenerOverflow
 
 
 class NotificationIn(BaseModel):
     userId: uuid.UUID
-    type: str = Field(min_length=1, max_length=100)
-    title: str = Field(min_length=1, max_length=500)
-    body: str | None = Field(default=None, max_length=32768)
-    link: str | None = Field(default=None, max_length=2000)
+    type: Text = Field(min_length=1, max_length=100)
+    title: Text = Field(min_length=1, max_length=500)
+    body: Text | None = Field(default=None, max_length=32768)
+    link: Text | None = Field(default=None, max_length=2000)
 
 
 def _event(dto: dict[str, Any]) -> bytes:
