@@ -13,10 +13,13 @@ import asyncio
 import base64
 import json
 import os
+import platform
 import resource
 import struct
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from importlib import metadata
 from pathlib import Path
 from typing import cast
 
@@ -84,6 +87,61 @@ def system_busy_seconds() -> float:
     return busy / CLOCK_TICKS
 
 
+def loadavg() -> list[float]:
+    """The 1, 5 and 15 minute load averages."""
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def cpu_model() -> str:
+    """The processor's model name from /proc/cpuinfo ("unknown" when it has none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return "unknown"
+
+
+def machine_info() -> dict[str, object]:
+    """What the numbers were measured on (no paths, no host names)."""
+    return {
+        "cpu_model": cpu_model(),
+        "nproc": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def package_versions(names: Iterable[str]) -> dict[str, str]:
+    """Installed distribution versions ("absent" for those not installed)."""
+    found: dict[str, str] = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+def git_state(root: Path) -> dict[str, object]:
+    """The commit under test and any uncommitted paths (a run measures the working tree)."""
+
+    def git(*argv: str) -> str:
+        try:
+            completed = subprocess.run(
+                ("git", *argv), cwd=root, capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return completed.stdout if completed.returncode == 0 else ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:]]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip() or "unknown", "dirty": dirty}
+
+
 def process_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -115,7 +173,8 @@ class WsClient(asyncio.Protocol):
     """One WebSocket client connection.
 
     During setup, complete data frames go to `inbox`; once `counting` is set they are only
-    counted (marker occurrences, and frames that held at least one).
+    counted (marker occurrences, and frames that held at least one). When `on_text` is set
+    (and `counting` is not), every data frame is handed to it instead of `inbox`.
     `auto_reply` maps an exact small frame payload to a reply (Engine.IO ping "2" -> "3").
     """
 
@@ -215,7 +274,11 @@ class WsClient(asyncio.Protocol):
                         self._maybe_reply(bytes(buffer[start:end]))
                 else:
                     payload = bytes(buffer[start:end])
-                    if not self._maybe_reply(payload):
+                    if self._maybe_reply(payload):
+                        pass
+                    elif self.on_text is not None:
+                        self.on_text(payload)
+                    else:
                         self.inbox.put_nowait(payload)
             elif opcode == 0x9:  # ping
                 self._send_frame(0xA, bytes(buffer[start:end]))

@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -35,11 +34,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchlib import raise_fd_limit
+from benchlib import git_state, loadavg, machine_info, package_versions, raise_fd_limit
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -236,34 +234,10 @@ def hero_ratios(rows: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return ratios
 
 
-def loadavg() -> list[float]:
-    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-
-
 def versions() -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name in ("hero-platform", "python-socketio", "python-engineio", "websockets", "uvicorn"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "absent"
-    return found
-
-
-def git_state() -> dict[str, Any]:
-    """The commit under test and any uncommitted paths (the run measures the working tree)."""
-
-    def git(*argv: str) -> str:
-        try:
-            completed = subprocess.run(
-                ("git", *argv), cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        return completed.stdout if completed.returncode == 0 else ""
-
-    dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:]]
-    return {"commit": git("rev-parse", "--short", "HEAD").strip() or "unknown", "dirty": dirty}
+    return package_versions(
+        ("hero-platform", "python-socketio", "python-engineio", "websockets", "uvicorn")
+    )
 
 
 def ratio(a: float, b: float) -> float | None:
@@ -358,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_fd_limit(args.clients + 1024)  # inherited by the server and client processes
     now = dt.datetime.now(dt.UTC)
     load_before = loadavg()
-    code = git_state()
+    code = git_state(ROOT)
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     for scenario in args.scenarios:
@@ -392,12 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "scenarios": args.scenarios,
             "servers": {name: _relative(spec.command[1:]) for name, spec in SERVERS.items()},
         },
-        "machine": {
-            "nproc": os.cpu_count(),
-            "affinity": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(),
         "versions": versions(),
         "code": code,
         "load": {"before": load_before, "after": load_after},

@@ -60,3 +60,41 @@ def test_fanout_quick_reports_all_three_servers(tmp_path: Path) -> None:
             assert summary["complete"]
             assert summary["msgs_per_s"] > 0
             assert summary["server_cpu_us_per_msg"] > 0
+
+
+def test_chat_latency_quick_delivers_every_message(tmp_path: Path) -> None:
+    """bench/chat_latency.py --quick on SQLite: every (message, member) receipt arrives."""
+    output = tmp_path / "chat-latency-quick.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "chat_latency.py"),
+            "--quick",
+            "--database",
+            "sqlite",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600 * UNIT,  # a hang guard, not a measurement
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| SQLite")]
+    assert rows, completed.stdout
+    assert all("INCOMPLETE" not in row for row in rows)
+
+    report = json.loads(output.read_text())
+    entry = report["databases"]["sqlite"]
+    summary = entry["summary"]
+    assert summary["complete"]
+    assert summary["errors"] == 0
+    params = report["params"]
+    assert summary["expected"] == params["members"] * round(params["duration"] * params["rate"])
+    assert summary["delivered"] == summary["expected"]
+    for repeat in entry["rounds"]:
+        assert repeat["delivered"] == repeat["expected"]
+        assert repeat["server_cpu_us_per_msg"] > 0
