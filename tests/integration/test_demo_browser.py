@@ -106,6 +106,14 @@ async def test_two_users_chat_live(
     await browser.click("alice", f"{message} .reaction", text="👍")
     await browser.wait_for("bob", f"{message} .reaction[aria-label='👍 reaction, 1']")
 
+    # a thread reply: Alice's page counts it on the parent, live
+    first = ".message:has-text('Hi Bob, this is live.')"
+    await browser.click("bob", f"{first} button", text="Reply")
+    await browser.fill("bob", "#reply-input", "a reply in the thread")
+    await browser.click("bob", "#reply-form button[type='submit']")
+    await browser.wait_for("bob", "#thread .message .body", text="a reply in the thread")
+    await browser.wait_for("alice", f"{first} button", text="Replies (1)")
+
     # a mention rings Bob's bell (NotificationCreated over the SSE stream)
     await send(browser, "alice", "@Bob see the screenshot")
     await browser.wait_for("bob", "#bell-count", text="1")

@@ -27,6 +27,7 @@ const state = {
   events: null, // EventSource
   lastNotificationId: null,
   notifications: [],
+  messages: new Map(), // id -> MessageDto last drawn
 };
 
 // ------------------------------------------------------------------ small helpers
@@ -252,6 +253,7 @@ async function openChannel(id, { keepThread = false } = {}) {
   $("composer").hidden = false;
   $("show-pins").hidden = false;
   const list = $("messages");
+  state.messages.clear(); // only what this channel shows is kept
   list.replaceChildren(...page.reverse().map(renderMessage));
   list.scrollTop = list.scrollHeight;
   renderChannels();
@@ -303,6 +305,7 @@ async function renderMembers(channel) {
 // ------------------------------------------------------------------ messages
 
 function renderMessage(message) {
+  state.messages.set(message.id, message); // what is on the page, to apply changes to
   const mine = message.authorUserId === state.me.userId;
   const deleted = Boolean(message.deletedAtUtc);
   const item = el("li", {
@@ -389,11 +392,9 @@ function replaceMessage(message) {
 async function onMessageCreated(message) {
   if (message.parentMessageId) {
     if (state.thread === message.parentMessageId) appendTo($("thread"), message);
-    // the parent's reply count changed
-    if (findMessage(message.parentMessageId).length) {
-      const parent = await parentOf(message);
-      if (parent) replaceMessage(parent);
-    }
+    // the parent's reply count changed: redraw it from what the page already has
+    const parent = state.messages.get(message.parentMessageId);
+    if (parent) replaceMessage({ ...parent, replyCount: parent.replyCount + 1 });
     return;
   }
   if (message.channelId === state.current) {
@@ -409,12 +410,6 @@ async function onMessageCreated(message) {
       await loadChannels();
     }
   }
-}
-
-async function parentOf(reply) {
-  // The parent with its new reply count: read it from the page of its channel's messages.
-  const page = await api(`${API}/channels/${reply.channelId}/messages?pageSize=200`);
-  return page.find((m) => m.id === reply.parentMessageId);
 }
 
 function appendTo(list, message) {
@@ -440,20 +435,14 @@ function onMessageDeleted({ messageId }) {
   }
 }
 
-async function onReactionChanged({ messageId, channelId }) {
-  if (!findMessage(messageId).length) return;
-  const fresh = await findFresh(channelId, messageId);
-  if (fresh) replaceMessage(fresh);
-}
-
-async function findFresh(channelId, messageId) {
-  if (state.thread) {
-    const replies = await api(`${API}/messages/${state.thread}/replies?pageSize=200`);
-    const reply = replies.find((m) => m.id === messageId);
-    if (reply) return reply;
-  }
-  const page = await api(`${API}/channels/${channelId}/messages?pageSize=200`);
-  return page.find((m) => m.id === messageId);
+function onReactionChanged({ messageId, userId, emoji, kind }) {
+  // The event says exactly what changed: apply it to the message as drawn.
+  const message = state.messages.get(messageId);
+  if (!message) return;
+  const others = message.reactions.filter((r) => !(r.userId === userId && r.emoji === emoji));
+  const reactions =
+    kind === "added" ? [...others, { userId, emoji, createdAtUtc: null }] : others;
+  replaceMessage({ ...message, reactions });
 }
 
 async function onChannelRemoved({ channelId }) {
