@@ -22,7 +22,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.integration.js.agent import AgentError, NodeAgent
 from tests.integration.platform_app import SIGNING_KEY, clean_environ, hero_serve, mint
+from tests.integration.test_chat_cluster import Person, create_channel
 from tests.support.servers import REPO, UNIT, RunningServer, launch
 
 HANDSHAKE = '{"protocol":"json","version":1}\x1e'
@@ -288,42 +288,10 @@ CHAT = "/api/v1/chat"
 CREATED = "ChatMessageCreated"
 
 
-@dataclass(frozen=True)
-class Person:
-    id: uuid.UUID
-    tenant: str
-    name: str
-
-    def token(self) -> str:
-        return mint(self.id, tenant=self.tenant, name=self.name)
-
-    def headers(self) -> dict[str, str]:
-        return bearer(self.token())
-
-
 @pytest.fixture
 def hero(tmp_path: Path) -> Iterator[RunningServer]:
     with hero_serve(platform_env(tmp_path), cwd=tmp_path) as server:
         yield server
-
-
-async def create_channel(
-    http: httpx.AsyncClient, base: str, owner: Person, members: list[Person]
-) -> str:
-    response = await http.post(
-        f"{base}{CHAT}/channels",
-        json={"name": f"room-{uuid.uuid4().hex[:8]}", "isPrivate": False},
-        headers=owner.headers(),
-    )
-    assert response.status_code == 201, response.text
-    channel = str(response.json()["id"])
-    response = await http.post(
-        f"{base}{CHAT}/channels/{channel}/members",
-        json={"userIds": [str(m.id) for m in members]},
-        headers=owner.headers(),
-    )
-    assert response.status_code in (200, 201, 204), response.text
-    return channel
 
 
 async def post(
@@ -402,7 +370,7 @@ async def test_bot_answers_ping_with_pong(
     human = Person(uuid.uuid4(), tenant, "human")
     bot = Person(uuid.uuid4(), tenant, "pingbot")
     base = hero.base_url
-    channel = await create_channel(http, base, human, [bot])
+    channel = await create_channel(http, hero, human, [bot])
     await agent.connect("human", base + "/realtime/hub", tokens=[human.token()], targets=[CREATED])
 
     async with bot_process(base, bot.token()) as output:

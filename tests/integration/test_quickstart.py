@@ -14,22 +14,20 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import missing_tool
 from tests.integration.platform_app import clean_environ
-from tests.support.servers import REPO, UNIT
+from tests.support.servers import REPO, UNIT, launch
 from tests.support.valkey import free_port
 
 PAGE = REPO / "docs" / "quickstart.md"
 _BLOCK = re.compile(r'^```(\w+)(?: title="([^"]+)")?\n(.*?)^```', re.MULTILINE | re.DOTALL)
-_LISTENING = re.compile(r"(?:serving|running) on (http://\S+)")
 
 
 @dataclass
@@ -51,42 +49,17 @@ def localise(text: str, ports: dict[int, int]) -> str:
     return re.sub(r"(?<![\w/])\.venv/", f"{REPO}/.venv/", text)
 
 
-@contextmanager
-def server(command: str, cwd: Path, env: dict[str, str]) -> Iterator[str]:
-    process = subprocess.Popen(
-        ["bash", "-c", f"exec {command}"],
+def server(command: str, cwd: Path, env: dict[str, str]) -> Any:
+    """A documented server command, run by bash until the test ends (the first
+    `scripts/serve` may install the venv: its start is given time for that)."""
+    return launch(
+        ["-c", f"exec {command}"],
+        env,
         cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        startup_timeout=180 * UNIT,
+        executable="bash",
+        repo_on_path=False,
     )
-    lines: list[str] = []
-    found = threading.Event()
-    url: list[str] = []
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            match = _LISTENING.search(line)
-            if match and not found.is_set():
-                url.append(match.group(1))
-                found.set()
-        found.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        # the first `scripts/serve` may install the venv: allow for it
-        assert found.wait(180 * UNIT) and url, f"{command} did not start:\n{''.join(lines)}"
-        yield url[0]
-    finally:
-        process.terminate()
-        try:
-            process.wait(10 * UNIT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run_script(script: str, cwd: Path, env: dict[str, str]) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 UNIT = float(os.environ.get("HERO_TEST_TIMEOUT_UNIT", "1.0"))
 """Every timeout in the suite is a multiple of this (raise it on a slow machine)."""
 
-_URL = re.compile(r"(?:listening|serving) on (http://\S+)")
+_URL = re.compile(r"(?:listening|serving|running) on (http://\S+)")
 
 
 @dataclass
@@ -42,20 +42,24 @@ def launch(
     *,
     cwd: Path | str = REPO,
     startup_timeout: float = 20 * UNIT,
+    executable: str = sys.executable,
+    repo_on_path: bool = True,
 ) -> Iterator[RunningServer]:
-    """Run `python <argv>` and yield once it prints `... listening|serving on http://HOST:PORT`.
+    """Run `<executable> <argv>` (default: this Python) and yield once it prints
+    `... listening|serving|running on http://HOST:PORT`.
 
-    `env` is the whole environment (default: this process's); the repository is put on
-    PYTHONPATH so test modules can be run with `-m`. stdout and stderr are captured together
-    (`server.log()`); the process is terminated on exit.
+    `env` is the whole environment (default: this process's); with `repo_on_path` the
+    repository is put on PYTHONPATH so test modules can be run with `-m`. stdout and stderr
+    are captured together (`server.log()`); the process is terminated on exit.
     """
     full_env = dict(os.environ if env is None else env)
     full_env.setdefault("PYTHONUNBUFFERED", "1")
-    full_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), full_env.get("PYTHONPATH", "")) if p
-    )
+    if repo_on_path:
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO), full_env.get("PYTHONPATH", "")) if p
+        )
     process = subprocess.Popen(
-        [sys.executable, *argv],
+        [executable, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -21,7 +21,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route, compile_path
-from valkey.asyncio.cluster import ValkeyCluster
 
 from hero.auth import JwtValidator, Principal
 from hero.caching import (
@@ -147,11 +146,12 @@ def hub_options(
     )
 
 
-def relay_for(valkey: Any | None) -> Relay | None:
+def relay_for(settings: Settings, valkey: Any | None) -> Relay | None:
     """Relays requests between instances over Valkey (None without a backplane, and on a
     Valkey Cluster for now: the relay bus uses classic pub/sub on one server, so there
     long polling and SSE need affinity)."""
-    if valkey is None or isinstance(valkey, ValkeyCluster):
+    endpoint = settings.caching.redis
+    if valkey is None or endpoint is None or endpoint.cluster:
         return None
     return Relay(ValkeyRelayBus(valkey, key_prefix=KEY_PREFIX))
 
@@ -274,7 +274,7 @@ def create_app(
             hub_type,
             options=hub_options(settings, worker_processes=worker_processes),
             lifetime_manager=lifetime_manager(valkey, "AppHub"),
-            relay=relay_for(valkey),
+            relay=relay_for(settings, valkey),
             authenticate=seen_identity,
             origin_allowed=websocket_origin_allowed,
             hub_factory=lambda: hub_type(services_box[0]),

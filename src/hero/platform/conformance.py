@@ -28,7 +28,7 @@ def create_conformance_app(settings: Settings) -> Starlette:
         ConformanceHub,
         options=hub_options(settings, require_authentication=False),
         lifetime_manager=lifetime_manager(valkey, "ConformanceHub"),
-        relay=relay_for(valkey),
+        relay=relay_for(settings, valkey),
     )
 
     @contextlib.asynccontextmanager

@@ -121,13 +121,13 @@ class ConnectionEndpoint:
         """Forward a request for a connection another instance holds; False if it is ours
         (or unknown everywhere: then the local handler answers 404)."""
         relay = self.relay
-        if relay is None or Relay.was_relayed(scope):
+        if relay is None:
             return False
         token = _query(scope).get("id")
         if not token or self.connections.get(token) is not None:
             return False
         owner = ConnectionManager.owner_of(token)
-        if owner is None or owner == relay.name:
+        if owner is None or owner == relay.name or Relay.was_relayed(scope):
             return False
         timeout = self.options.long_poll_timeout + self.options.transport_send_timeout
         await relay.forward(owner, scope, receive, send, timeout=timeout)

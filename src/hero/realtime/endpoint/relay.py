@@ -102,7 +102,6 @@ class RelayError(Exception):
 class _Served:
     """A request this instance runs for another one."""
 
-    origin: str
     credits: asyncio.Semaphore
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -267,7 +266,7 @@ class Relay:
 
     async def _serve(self, request: Request) -> None:
         assert self._app is not None
-        served = _Served(request.origin, asyncio.Semaphore(self._window))
+        served = _Served(asyncio.Semaphore(self._window))
         self._served[request.rid] = served
         scope: dict[str, Any] = {
             "type": "http",
