@@ -25,6 +25,7 @@ from hero.platform.app import (
     preflight_valkey,
 )
 from hero.platform.conformance import create_conformance_app
+from hero.platform.http_server import HttpLimits, server_config
 from hero.platform.logs import configure_logging
 from hero.platform.settings import Settings, SettingsError, generate_signing_key, load_settings
 from hero.platform.workers import CONFIG_FILE_VARIABLE
@@ -63,18 +64,30 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _serve_app(app: Any, host: str, port: int, banner: str, access_log: bool = False) -> int:
+def _http_limits(settings: Settings) -> HttpLimits:
+    http = settings.http
+    return HttpLimits(
+        max_request_line=http.max_request_line_size,
+        max_request_headers=http.max_request_headers_total_size,
+        headers_timeout=http.request_headers_timeout_seconds,
+        min_body_rate=http.min_request_body_data_rate,
+        body_grace=http.min_request_body_data_rate_grace_seconds,
+        keep_alive_timeout=http.keep_alive_timeout_seconds,
+    )
+
+
+def _serve_app(
+    app: Any, settings: Settings, host: str, port: int, banner: str, *, access_log: bool = False
+) -> int:
     sock = _bind(host, port)
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(banner.format(url=f"http://{shown}:{actual}"), flush=True)
-    config = uvicorn.Config(
+    config = server_config(
         app,
-        log_config=None,
+        limits=_http_limits(settings),
+        maximum_receive_message_size=settings.realtime.maximum_receive_message_size,
         access_log=access_log,
-        ws_max_size=16 * 1024 * 1024,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
     )
     # Server.run picks the event loop from the config: uvloop when installed ("auto").
     _Server(config, getattr(app.state, "hubs", ())).run(sockets=[sock])
@@ -120,6 +133,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         _warn_dev_key()
     return _serve_app(
         app,
+        keyed,
         args.host,
         args.port,
         "hero serving on {url} (hub at /realtime/hub)",
@@ -143,14 +157,12 @@ def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
         f"{args.workers} workers)",
         flush=True,
     )
-    config = uvicorn.Config(
+    config = server_config(
         "hero.platform.workers:create_worker_app",
+        limits=_http_limits(settings),
+        maximum_receive_message_size=settings.realtime.maximum_receive_message_size,
         factory=True,
         workers=args.workers,
-        log_config=None,
-        ws_max_size=16 * 1024 * 1024,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
     )
     Multiprocess(config, sockets=[sock]).run()
     return 0
@@ -210,6 +222,7 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
         asyncio.run(preflight_valkey(settings))
     return _serve_app(
         create_conformance_app(settings),
+        settings,
         args.host,
         args.port,
         "hero conformance-server listening on {url} (hub at /conformance)",

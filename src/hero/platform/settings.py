@@ -424,9 +424,10 @@ class RealtimeOptions(BaseModel):
 
 
 class HttpOptions(BaseModel):
-    """``Http``: limits of the REST API (the hub endpoints have theirs under ``Realtime``).
+    """``Http``: limits of the REST API body (the hub endpoints have theirs under ``Realtime``)
+    and of the HTTP server reading any request (the defaults are Kestrel's).
 
-    Invariant: ``max_request_body_size`` is positive (bytes).
+    Invariants: every size (bytes), rate and timeout is positive.
     """
 
     model_config = ConfigDict(
@@ -437,6 +438,37 @@ class HttpOptions(BaseModel):
         default=1_048_576,
         alias="MaxRequestBodySize",
         description="bytes per REST request body (`/api/...`); larger bodies get 413",
+    )
+    request_headers_timeout_seconds: _PositiveSeconds = Field(
+        default=30.0,
+        alias="RequestHeadersTimeoutSeconds",
+        description=(
+            "a request's line and headers must arrive within this (408; a connection that "
+            "sends nothing is closed)"
+        ),
+    )
+    keep_alive_timeout_seconds: _PositiveSeconds = Field(
+        default=5.0,
+        alias="KeepAliveTimeoutSeconds",
+        description="an idle kept-alive HTTP connection is closed after this",
+    )
+    min_request_body_data_rate: _PositiveInt = Field(
+        default=240,
+        alias="MinRequestBodyDataRate",
+        description="bytes/s a request body must keep up after the grace period (slower → 408)",
+    )
+    min_request_body_data_rate_grace_seconds: _PositiveSeconds = Field(
+        default=5.0,
+        alias="MinRequestBodyDataRateGraceSeconds",
+        description="seconds of reading a body before its data rate counts",
+    )
+    max_request_line_size: _PositiveInt = Field(
+        default=8192, alias="MaxRequestLineSize", description="bytes; a longer request line → 414"
+    )
+    max_request_headers_total_size: _PositiveInt = Field(
+        default=32768,
+        alias="MaxRequestHeadersTotalSize",
+        description="bytes of request headers; more → 431",
     )
 
 

@@ -139,13 +139,17 @@ class ConnectionEndpoint:
             await self._lifespan(receive, send)
             return
         path = _route_path(scope)
+        negotiate = path.rstrip("/").endswith("/negotiate")
         if kind == "websocket":
+            if negotiate:  # negotiate is POST only; an upgrade there is refused, not served
+                await reject_websocket(scope, send, 405, b"Method Not Allowed")
+                return
             await self._websocket(scope, receive, send)
             return
         if kind != "http":  # pragma: no cover - other ASGI scope types
             return
         method = scope["method"]
-        if path.rstrip("/").endswith("/negotiate"):
+        if negotiate:
             if method != "POST":
                 await respond(send, 405, b"Method Not Allowed", headers=[(b"allow", b"POST")])
                 return

@@ -18,6 +18,8 @@ from hero.realtime.protocol import (
     PING,
     AckMessage,
     CloseMessage,
+    Framer,
+    HubMessage,
     HubProtocol,
     JsonHubProtocol,
     MessagePackHubProtocol,
@@ -42,6 +44,10 @@ from hero.realtime.transports import Connection, TransportKind
 
 logger = logging.getLogger("hero.realtime.hub")
 
+READ_SLICE = 16_384
+"""Bytes of one transport read parsed at a time (bounds the work between two yields)."""
+MESSAGES_PER_TURN = 64
+"""Messages one connection dispatches before its read loop yields to the others."""
 STATEFUL_RECONNECT_VERSION = 2
 """The handshake version a client sends when it negotiated stateful reconnect."""
 
@@ -216,84 +222,111 @@ class HubConnectionHandler:
                 await asyncio.gather(reader, return_exceptions=True)
 
     async def _read_loop(self, connection: HubConnection, data: bytes) -> None:
-        protocol = connection.protocol
-        framer = protocol.new_framer(self._options.maximum_receive_message_size)
-        detailed = self._options.enable_detailed_errors
+        """Parse and dispatch what the client sends until it leaves or the connection closes.
+
+        Fair to the other connections: a WebSocket message may hold thousands of small hub
+        messages, so it is parsed `READ_SLICE` bytes at a time and the loop yields to the
+        event loop after every `MESSAGES_PER_TURN` messages."""
+        framer = connection.protocol.new_framer(self._options.maximum_receive_message_size)
         transport = connection.transport
+        budget = MESSAGES_PER_TURN
         while True:
-            if data:
-                try:
-                    messages = protocol.parse_all(framer, data)
-                except ProtocolError as exc:
-                    logger.info("protocol error from %s: %s", connection.connection_id, exc)
-                    connection.abort(
-                        CloseReason(
-                            CloseMessage(
-                                error=(
-                                    f"{CLOSED_WITH_ERROR} InvalidDataException: {exc}"
-                                    if detailed
-                                    else CLOSED_WITH_ERROR
-                                ),
-                                allow_reconnect=True,
-                            ),
-                            exc,
-                        )
-                    )
+            for start in range(0, len(data), READ_SLICE):
+                chunk = data if len(data) <= READ_SLICE else data[start : start + READ_SLICE]
+                messages = self._parse(connection, framer, chunk)
+                if messages is None:
                     return
-                if messages:
-                    self._observer.message_received(connection, len(messages))
-                replay = connection.replay
                 for message in messages:
-                    if replay is not None:
-                        if isinstance(message, AckMessage):
-                            replay.acknowledge(message.sequence_id)
-                            continue
-                        if isinstance(message, SequenceMessage):
-                            if not replay.client_sequence(message.sequence_id):
-                                bad = ProtocolError(
-                                    "Sequence ID greater than amount of messages we've received."
-                                )
-                                connection.abort(
-                                    CloseReason(
-                                        CloseMessage(
-                                            error=error_text(CLOSED_WITH_ERROR, bad, detailed),
-                                            allow_reconnect=True,
-                                        ),
-                                        bad,
-                                    )
-                                )
-                                return
-                            continue
-                        if isinstance(message, TRACKABLE_TYPES) and not replay.accept_incoming():
-                            continue  # replayed by the client after a resume: seen already
-                    connection.dispatching += 1
-                    try:
-                        await self._dispatcher.dispatch(connection, message)
-                    except Exception as exc:
-                        # Not the client's fault (e.g. the backplane failed relaying a
-                        # client result): end this connection with an error, others go on.
-                        logger.exception("dispatch failed for %s", connection.connection_id)
-                        connection.abort(
-                            CloseReason(
-                                CloseMessage(
-                                    error=error_text(CLOSED_WITH_ERROR, exc, detailed),
-                                    allow_reconnect=True,
-                                ),
-                                exc,
-                            )
-                        )
+                    if not await self._handle(connection, message):
                         return
-                    finally:
-                        connection.dispatching -= 1
-                        connection.last_received = time.monotonic()
-                    if connection.closing.is_set():
-                        return
+                    budget -= 1
+                    if budget <= 0:
+                        budget = MESSAGES_PER_TURN
+                        await asyncio.sleep(0)
+                        if connection.closing.is_set():
+                            return
             next_data = await transport.receive()
             if next_data is None:
                 connection.abort(CloseReason(None, None))
                 return
             connection.last_received = time.monotonic()
             data = next_data
+
+    def _parse(
+        self, connection: HubConnection, framer: Framer, data: bytes
+    ) -> list[HubMessage] | None:
+        """The complete messages in `data`; None (and the connection aborted) when the
+        client broke the protocol."""
+        try:
+            messages = connection.protocol.parse_all(framer, data)
+        except ProtocolError as exc:
+            logger.info("protocol error from %s: %s", connection.connection_id, exc)
+            detailed = self._options.enable_detailed_errors
+            connection.abort(
+                CloseReason(
+                    CloseMessage(
+                        error=(
+                            f"{CLOSED_WITH_ERROR} InvalidDataException: {exc}"
+                            if detailed
+                            else CLOSED_WITH_ERROR
+                        ),
+                        allow_reconnect=True,
+                    ),
+                    exc,
+                )
+            )
+            return None
+        if messages:
+            self._observer.message_received(connection, len(messages))
+        return messages
+
+    async def _handle(self, connection: HubConnection, message: HubMessage) -> bool:
+        """Dispatch one message; False when the read loop must stop."""
+        detailed = self._options.enable_detailed_errors
+        replay = connection.replay
+        if replay is not None:
+            if isinstance(message, AckMessage):
+                replay.acknowledge(message.sequence_id)
+                return True
+            if isinstance(message, SequenceMessage):
+                if not replay.client_sequence(message.sequence_id):
+                    bad = ProtocolError(
+                        "Sequence ID greater than amount of messages we've received."
+                    )
+                    connection.abort(
+                        CloseReason(
+                            CloseMessage(
+                                error=error_text(CLOSED_WITH_ERROR, bad, detailed),
+                                allow_reconnect=True,
+                            ),
+                            bad,
+                        )
+                    )
+                    return False
+                return True
+            if isinstance(message, TRACKABLE_TYPES) and not replay.accept_incoming():
+                return True  # replayed by the client after a resume: seen already
+        connection.dispatching += 1
+        try:
+            await self._dispatcher.dispatch(connection, message)
+        except Exception as exc:
+            # Not the client's fault (e.g. the backplane failed relaying a client result):
+            # end this connection with an error, others go on.
+            logger.exception("dispatch failed for %s", connection.connection_id)
+            connection.abort(
+                CloseReason(
+                    CloseMessage(
+                        error=error_text(CLOSED_WITH_ERROR, exc, detailed),
+                        allow_reconnect=True,
+                    ),
+                    exc,
+                )
+            )
+            return False
+        finally:
+            connection.dispatching -= 1
+            connection.last_received = time.monotonic()
+        return not connection.closing.is_set()
 
     def _ensure_heartbeat(self) -> None:
         task = self._heartbeat

@@ -1,0 +1,290 @@
+"""The HTTP server's own limits: the ones Kestrel has and uvicorn lacks.
+
+uvicorn (httptools) accepts a request line and a header block of any size and waits forever
+for headers that never come; its WebSocket protocol logs a traceback at ERROR when a client
+sends a text message that is not UTF-8. The two protocol classes here close those gaps, and
+`server_config` builds the one uvicorn configuration that `hero serve`, its workers and the
+conformance server share. docs/reliability.md lists each limit with the test that crosses it.
+
+- A request line over `max_request_line` bytes is answered 414, a request head over
+  `max_request_line + max_request_headers` bytes 431 (Kestrel: 8 KiB and 32 KiB).
+- The head must be complete within `headers_timeout` seconds of the connection opening or of
+  its first byte on a kept-alive connection: a client that drips header lines gets 408, one
+  that says nothing is closed (Kestrel's RequestHeadersTimeout, 30 s).
+- A request body must arrive at `min_body_rate` bytes/s or more once `body_grace` seconds
+  have passed, counting only time in which the server is reading (Kestrel's
+  MinRequestBodyDataRate: 240 bytes/s after 5 s); a slower one gets 408.
+- A text WebSocket message that is not UTF-8 closes the socket with 1007 and an INFO line.
+- The WebSocket message size is bounded from the hub's message limit (`websocket_max_size`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+logger = logging.getLogger("hero.platform.http")
+
+MIN_WEBSOCKET_MESSAGE = 1_048_576
+"""The WebSocket message bound never goes below this: a client may pack several hub messages
+into one frame (the .NET client sends what its pipe holds, up to 1 MiB)."""
+WEBSOCKET_MESSAGES_PER_FRAME = 32
+"""…and at most this many maximum-size hub messages."""
+UNBOUNDED_WEBSOCKET_MESSAGE = 16 * 1_048_576
+"""The bound when the hub sets no message limit."""
+
+
+def websocket_max_size(maximum_receive_message_size: int | None) -> int:
+    """The largest WebSocket message accepted (larger ones close with 1009), from the hub's
+    per-message limit: room for a batch of full messages, never the 16 MiB default."""
+    if maximum_receive_message_size is None:
+        return UNBOUNDED_WEBSOCKET_MESSAGE
+    return max(MIN_WEBSOCKET_MESSAGE, WEBSOCKET_MESSAGES_PER_FRAME * maximum_receive_message_size)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """The request-reading limits; the defaults are Kestrel's."""
+
+    max_request_line: int = 8_192
+    max_request_headers: int = 32_768
+    headers_timeout: float = 30.0
+    min_body_rate: float = 240.0
+    body_grace: float = 5.0
+    keep_alive_timeout: float = 5.0
+
+
+_REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with head size limits, a head timeout and a minimum body
+    data rate. `limits` is set on a subclass by `protocols_for`."""
+
+    limits: ClassVar[HttpLimits] = HttpLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_bytes = 0
+        self._body_reading = 0.0
+        self._refusal: int | None = None
+
+    # -- connection -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timers()
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._stop_timers()
+        super().handle_websocket_upgrade()
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+            limits = self.limits
+            if self._head_bytes > limits.max_request_line + limits.max_request_headers:
+                # Counted on raw bytes: it may include the start of a body, which only
+                # matters for a head that is already at the limit.
+                self._refuse(431)
+                return
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError as exc:
+            if self._refusal is not None:
+                self._refuse(self._refusal)
+                return
+            message = "Invalid HTTP request received."
+            logger.info("%s from %s: %s", message, self._peer(), exc)
+            self.send_400_response(message)
+
+    # -- parser callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self._in_head:
+            self._start_head()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > self.limits.max_request_line:
+            self._refusal = 414
+            raise _Refused
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel(self._head_timer)
+        self._head_timer = None
+        super().on_headers_complete()
+        if not self.transport.is_closing() and self.cycle is not None:
+            self._body_bytes = 0
+            self._body_reading = 0.0
+            self._body_timer = self.loop.call_later(1.0, self._check_body_rate)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._cancel(self._body_timer)
+        self._body_timer = None
+        super().on_message_complete()
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _start_head(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        self._refusal = None
+        self._cancel(self._head_timer)
+        self._head_timer = self.loop.call_later(self.limits.headers_timeout, self._head_timed_out)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self._head_bytes == 0 and self.cycle is None:
+            self.transport.close()  # never said anything: nothing to answer
+            return
+        self._refuse(408)
+
+    def _check_body_rate(self) -> None:
+        """Once a second while a body is being read: the rate counts only the seconds in
+        which the server was reading (not paused by flow control for a busy app)."""
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        if not self.flow.read_paused:
+            self._body_reading += 1.0
+        limits = self.limits
+        allowed = limits.min_body_rate * (self._body_reading - limits.body_grace)
+        if self._body_reading > limits.body_grace and self._body_bytes < allowed:
+            cycle = self.cycle
+            if cycle is not None and cycle.response_started:
+                self.transport.close()  # too late for a status: just end it
+            else:
+                self._refuse(408)
+            return
+        self._body_timer = self.loop.call_later(1.0, self._check_body_rate)
+
+    def _stop_timers(self) -> None:
+        self._cancel(self._head_timer)
+        self._cancel(self._body_timer)
+        self._head_timer = self._body_timer = None
+
+    @staticmethod
+    def _cancel(timer: asyncio.TimerHandle | None) -> None:
+        if timer is not None:
+            timer.cancel()
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def _refuse(self, status: int) -> None:
+        """Answer `status` with a short plain-text body and close the connection."""
+        self._stop_timers()
+        if self.transport.is_closing():
+            return
+        reason = _REASONS[status]
+        logger.info("HTTP %d %s for %s", status, reason.decode(), self._peer())
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        body = reason + b"\n"
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+        for name, value in self.server_state.default_headers:
+            head.append(name + b": " + value + b"\r\n")
+        head.append(b"content-type: text/plain; charset=utf-8\r\n")
+        head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+    def _peer(self) -> str:
+        return _peer(self.client)
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "unknown peer"
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing; `_refusal` says the status."""
+
+
+class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets (sans-I/O) protocol; a text message that is not UTF-8 ends the
+    socket with 1007 (RFC 6455 §8.1) and an INFO line instead of an ERROR traceback."""
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                self.frames = []
+                logger.info(
+                    "WebSocket text message from %s is not UTF-8: closing (1007)",
+                    _peer(self.client),
+                )
+                self.conn.fail(1007, "invalid UTF-8")
+                self.handle_parser_exception()
+                return
+            self.frames = []
+            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+            if not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()
+            return
+        super().send_receive_event_to_app()
+
+
+def protocols_for(limits: HttpLimits) -> tuple[type[GuardedHttpProtocol], type[Any]]:
+    """The HTTP and WebSocket protocol classes for uvicorn, with `limits` applied."""
+    if limits == GuardedHttpProtocol.limits:
+        return GuardedHttpProtocol, GuardedWebSocketProtocol
+    http = type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"limits": limits})
+    return http, GuardedWebSocketProtocol
+
+
+def server_config(
+    app: Any,
+    *,
+    limits: HttpLimits,
+    maximum_receive_message_size: int | None,
+    access_log: bool = False,
+    **extra: Any,
+) -> uvicorn.Config:
+    """The uvicorn configuration every hero server runs with."""
+    http, ws = protocols_for(limits)
+    return uvicorn.Config(
+        app,
+        http=http,
+        ws=ws,
+        log_config=None,
+        access_log=access_log,
+        ws_max_size=websocket_max_size(maximum_receive_message_size),
+        timeout_keep_alive=max(1, round(limits.keep_alive_timeout)),
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        **extra,
+    )
