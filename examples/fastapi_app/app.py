@@ -228,8 +228,8 @@ def create_app(settings: ExampleSettings) -> FastAPI:
 
         The Identity is captured once per connection: hub methods see it as
         `self.context.user`, `clients.user(id)` targets `user_id`, and the hub closes the
-        connection when the token expires (`expires_at`), letting the client reconnect with
-        a fresh one.
+        connection when the validator stops accepting the token (`expires_at`: its `exp`
+        plus the clock skew), letting the client reconnect with a fresh one.
         """
         token = extract_token(scope, query_token_paths=(HUB_PATH,))
         if token is None:
@@ -239,7 +239,9 @@ def create_app(settings: ExampleSettings) -> FastAPI:
         except AuthenticationError:
             return None
         return Identity(
-            user_id=principal.user_key, principal=principal, expires_at=principal.expires_at
+            user_id=principal.user_key,
+            principal=principal,
+            expires_at=validator.accepted_until(principal),
         )
 
     hub = HubServer(

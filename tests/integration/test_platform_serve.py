@@ -315,33 +315,7 @@ async def test_presence_changes_reach_the_tenant_only(
     assert presence_users("d") == {str(d), str(a), str(b), str(e)}
 
 
-# ------------------------------------------------------------------ credential expiry
-
-
-@pytest.mark.interop
-async def test_connection_closes_with_reconnect_when_its_token_expires(
-    hero: RunningServer, agent: NodeAgent, unit: float
-) -> None:
-    """The token's own exp (no skew) ends a live connection with allowReconnect: the client
-    reconnects with fresh credentials from its accessTokenFactory."""
-    user = uuid.uuid4()
-    org = tenant()
-    short = mint(user, tenant=org, ttl=2 * unit)
-    exp = jwt.decode(short, options={"verify_signature": False})["exp"]
-    fresh = mint(user, tenant=org, ttl=600)
-    first_id = await agent.connect(
-        "expiring", hero.base_url + HUB, tokens=[short, fresh], reconnect=True
-    )
-
-    reconnecting = await agent.lifecycle("expiring", "reconnecting", timeout=(2 + 10) * unit)
-    assert reconnecting.wall >= exp - 0.5, "closed before the token expired"
-    reconnected = await agent.lifecycle("expiring", "reconnected", timeout=10 * unit)
-    assert reconnected.at >= reconnecting.at
-    assert [e.kind for e in agent.events["expiring"]] == ["reconnecting", "reconnected"]
-    assert reconnected.data["connectionId"] not in (None, first_id)
-    state = await agent.state("expiring")
-    assert state["state"] == "Connected"
-    assert await agent.invoke("expiring", "JoinGroup", f"dashboard:{org}:d1") is None
+# Credential expiry and the clock skew on live connections: see test_security_serve.py
 
 
 # ------------------------------------------------------------------ CORS

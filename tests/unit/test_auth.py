@@ -128,6 +128,22 @@ def test_skew_is_configurable() -> None:
     assert refused(strict, token).reason is AuthFailure.EXPIRED
 
 
+def test_accepted_until_is_exp_plus_the_skew_the_validator_applies() -> None:
+    """Live hub connections end at `accepted_until`: the instant validation starts to fail."""
+    validator = JwtValidator(ISSUER, AUDIENCE, KEY, leeway_seconds=30)
+    now = time.time()
+    inside = validator.validate(
+        mint_token(KEY, ISSUER, AUDIENCE, USER, ttl_seconds=10, now=now - 35)
+    )
+    assert inside.expires_at is not None
+    until = validator.accepted_until(inside)
+    assert until == inside.expires_at + 30 == validator.leeway_seconds + inside.expires_at
+    assert until > now  # accepted now, and for a few more seconds
+    beyond = mint_token(KEY, ISSUER, AUDIENCE, USER, ttl_seconds=10, now=now - 45)
+    assert refused(validator, beyond).reason is AuthFailure.EXPIRED  # its until has passed
+    assert validator.accepted_until(Principal(user_id=USER)) is None  # not from a token
+
+
 def test_missing_exp_is_refused(validator: JwtValidator) -> None:
     token = jwt.encode({"sub": str(USER), "iss": ISSUER, "aud": AUDIENCE}, KEY.encode())
     error = refused(validator, token)

@@ -216,6 +216,22 @@ class JwtValidator:
         """The audience that ``aud`` must contain."""
         return self._audience
 
+    @property
+    def leeway_seconds(self) -> float:
+        """The clock skew tolerated on ``exp`` and ``nbf``."""
+        return self._leeway
+
+    def accepted_until(self, principal: Principal) -> float | None:
+        """The instant (epoch seconds) from which this validator refuses ``principal``'s
+        token: its ``exp`` plus the clock skew; None for a principal without ``exp``.
+
+        A live connection must end at this instant, not at ``exp``: a reconnect between the
+        two would pass :meth:`validate` again and be closed again at once, in a loop.
+        """
+        if principal.expires_at is None:
+            return None
+        return principal.expires_at + self._leeway
+
     def validate(self, token: str) -> Principal:
         """Validate ``token`` and map its claims; raises :class:`AuthenticationError`."""
         try:

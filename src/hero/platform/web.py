@@ -146,12 +146,16 @@ class Authenticator:
             return None
 
     async def identity(self, scope: Scope) -> Identity | None:
-        """For the hub endpoint: the connection's identity, captured once at connect."""
+        """For the hub endpoint: the connection's identity, captured once at connect. It
+        expires when the validator stops accepting its token (``exp`` plus the clock skew),
+        so negotiate, the upgrade and the live connection follow one rule."""
         principal = self.principal(scope)
         if principal is None:
             return None
         return Identity(
-            user_id=principal.user_key, principal=principal, expires_at=principal.expires_at
+            user_id=principal.user_key,
+            principal=principal,
+            expires_at=self._validator.accepted_until(principal),
         )
 
 
