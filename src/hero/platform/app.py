@@ -141,6 +141,10 @@ def hub_options(
             handshake_timeout=realtime.handshake_timeout_seconds,
             maximum_receive_message_size=realtime.maximum_receive_message_size,
             enable_detailed_errors=realtime.enable_detailed_errors,
+            maximum_group_name_length=realtime.maximum_group_name_length,
+            maximum_groups_per_connection=realtime.maximum_groups_per_connection,
+            maximum_invocations_per_second=realtime.maximum_invocations_per_second,
+            invocation_burst=realtime.invocation_burst,
         ),
         endpoint=endpoint,
     )
@@ -280,6 +284,7 @@ def create_app(
             hub_factory=lambda: hub_type(services_box[0]),
             connection_observer=metrics,
             invocation_observer=metrics,
+            limit_observer=metrics,
         )
         ttl = settings.realtime.presence_ttl_seconds
         presence = PresenceTracker(store, hub.context, ttl=ttl, heartbeat=ttl / 3)

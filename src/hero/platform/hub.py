@@ -1,7 +1,8 @@
 """AppHub: the one hub serving every realtime concern (docs/platform.md §5).
 
 On connect a connection joins `user:{userId}`, `tenant:{tenantId}` and one `channel:{id}`
-per channel of its user. Identity always comes from the connection's own principal,
+per channel of its user; these count towards `Realtime:MaximumGroupsPerConnection` but are
+never refused by it (docs/groups.md). Identity always comes from the connection's own principal,
 captured at connect time. Modules add hub methods by contributing mixin classes; the
 platform composes them into one AppHub type (`compose_app_hub`).
 """
@@ -155,12 +156,17 @@ class AppHub(Hub):
 
     @hub_method
     async def join_group(self, name: str) -> None:
-        """Join a domain group registered by application code (its authorizer decides)."""
+        """Join a domain group registered by application code (its authorizer decides).
+
+        The name is checked (length, control characters) before any pattern matching.
+        """
+        self.groups.check_name(name)
         await self._authorize_group(name)
         await self.groups.add(self.context.connection_id, name)
 
     @hub_method
     async def leave_group(self, name: str) -> None:
+        self.groups.check_name(name)
         await self._authorize_group(name)
         await self.groups.remove(self.context.connection_id, name)
 

@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hero.platform.hub import TypingObserver
-from hero.realtime.server import ConnectionObserver, HubConnection
+from hero.realtime.server import ConnectionObserver, HubConnection, LimitObserver
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -46,7 +46,7 @@ class _LiveConnections(Collector):
         yield out
 
 
-class PlatformMetrics(ConnectionObserver, TypingObserver):
+class PlatformMetrics(ConnectionObserver, LimitObserver, TypingObserver):
     """Observer for the hub runtime and AppHub, backed by its own registry."""
 
     def __init__(self) -> None:
@@ -78,6 +78,24 @@ class PlatformMetrics(ConnectionObserver, TypingObserver):
             "Typing calls suppressed by the 3 s throttle.",
             registry=self.registry,
         )
+        self.group_name_refusals = Counter(
+            "hero_group_name_refusals",
+            "Group names refused: empty, too long or holding a control character.",
+            registry=self.registry,
+        )
+        self.group_limit_refusals = Counter(
+            "hero_group_limit_refusals",
+            "Joins refused because the connection was in Realtime:MaximumGroupsPerConnection "
+            "groups.",
+            registry=self.registry,
+        )
+        self.invocations_rate_limited = Counter(
+            "hero_invocations_rate_limited",
+            "Invocations over Realtime:MaximumInvocationsPerSecond, not run: refused (an error "
+            "Completion) or dropped (non-blocking, no answer).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.connections_total = Counter(
             "hero_connections_opened", "Hub connections opened.", registry=self.registry
         )
@@ -103,6 +121,16 @@ class PlatformMetrics(ConnectionObserver, TypingObserver):
         self.invocations.labels(method).inc()
         if error:
             self.invocation_errors.labels(method).inc()
+
+    # LimitObserver
+    def group_name_refused(self) -> None:
+        self.group_name_refusals.inc()
+
+    def group_limit_reached(self) -> None:
+        self.group_limit_refusals.inc()
+
+    def invocation_rate_limited(self, answered: bool) -> None:
+        self.invocations_rate_limited.labels("refused" if answered else "dropped").inc()
 
     # TypingObserver
     def throttled(self) -> None:

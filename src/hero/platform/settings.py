@@ -126,6 +126,30 @@ def _to_positive_int(value: object) -> object:
     raise ValueError(f"value must be a positive integer (got {_show(value)})")
 
 
+def _to_non_negative_int(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            return int(text)
+    raise ValueError(f"value must be a whole number, 0 or more (got {_show(value)})")
+
+
+def _to_non_negative_rate(value: object) -> object:
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or number < 0:
+        raise ValueError(f"value must be a number, 0 or more (got {_show(value)})")
+    return number
+
+
 def _to_positive_seconds(value: object) -> object:
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -156,6 +180,8 @@ def _to_str_list(value: object) -> object:
 
 _Bool = Annotated[bool, BeforeValidator(_to_bool)]
 _PositiveInt = Annotated[int, BeforeValidator(_to_positive_int)]
+_NonNegativeInt = Annotated[int, BeforeValidator(_to_non_negative_int)]
+_NonNegativeRate = Annotated[float, BeforeValidator(_to_non_negative_rate)]
 _PositiveSeconds = Annotated[float, BeforeValidator(_to_positive_seconds)]
 _Str = Annotated[str, BeforeValidator(_to_str)]
 
@@ -369,7 +395,9 @@ class DatabaseOptions(BaseModel):
 class RealtimeOptions(BaseModel):
     """``Realtime``: hub switches and limits.
 
-    Invariants: all durations (seconds, fractions allowed) and the message size are positive;
+    Invariants: all durations (seconds, fractions allowed), the message size, the group name
+    length and the invocation burst are positive; the groups per connection and the
+    invocation rate are 0 (no limit) or more;
     ``client_timeout_interval_seconds > keep_alive_interval_seconds``.
     """
 
@@ -401,6 +429,35 @@ class RealtimeOptions(BaseModel):
         default=False,
         alias="EnableDetailedErrors",
         description="send exception texts to clients (HubException texts always pass)",
+    )
+    maximum_group_name_length: _PositiveInt = Field(
+        default=256,
+        alias="MaximumGroupNameLength",
+        description=(
+            "characters in a group name; longer, empty or control-character names are refused "
+            "(HubException to a client)"
+        ),
+    )
+    maximum_groups_per_connection: _NonNegativeInt = Field(
+        default=1000,
+        alias="MaximumGroupsPerConnection",
+        description=(
+            "groups one connection may be in before its own JoinGroup/JoinChannel is refused "
+            "(groups joined on connect count, never refused); 0: no limit"
+        ),
+    )
+    maximum_invocations_per_second: _NonNegativeRate = Field(
+        default=20.0,
+        alias="MaximumInvocationsPerSecond",
+        description=(
+            "average hub invocations per connection (token bucket); over it → error "
+            "Completion, not run; 0: no limit (`hero conformance-server`: 0 unless set)"
+        ),
+    )
+    invocation_burst: _PositiveInt = Field(
+        default=40,
+        alias="InvocationBurst",
+        description="invocations a connection may send at once before the rate applies",
     )
     presence_ttl_seconds: _PositiveSeconds = Field(
         default=30.0,

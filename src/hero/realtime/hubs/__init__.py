@@ -18,6 +18,7 @@ from hero.realtime.hubs.delivery import (
     Operation,
     operation_from_wire,
 )
+from hero.realtime.hubs.group_names import GroupLimitError, GroupNameError
 from hero.realtime.hubs.hub import Hub, HubCallerContext
 from hero.realtime.hubs.listener import HubListener, ListenerOverflow
 from hero.realtime.hubs.routing import HubRoute
@@ -36,8 +37,10 @@ __all__ = [
     "Delivery",
     "DeliveryFormatError",
     "EndpointOptions",
+    "GroupLimitError",
     "GroupMove",
     "GroupMoveKind",
+    "GroupNameError",
     "Groups",
     "Hub",
     "HubCallerContext",

@@ -11,8 +11,14 @@ from collections.abc import Collection
 from typing import Any
 
 from hero.realtime.hubs.delivery import Audience, Delivery, apply
+from hero.realtime.hubs.group_names import GroupLimitError, GroupNameError, group_name_problem
 from hero.realtime.lifetime import HubLifetimeManager
-from hero.realtime.server import release_invocation_slot
+from hero.realtime.server import (
+    HubOptions,
+    LimitObserver,
+    invoking_connection_id,
+    release_invocation_slot,
+)
 
 
 class ClientProxy:
@@ -120,22 +126,61 @@ class CallerClients(Clients):
 
 
 class Groups:
-    """Group membership by connection id (or all connections of a user)."""
+    """Group membership by connection id (or all connections of a user).
 
-    __slots__ = ("_lifetime",)
+    Every name is checked first (`check_name`), before any backplane work. A join made from
+    a hub method for the calling connection itself is refused with `GroupLimitError` once
+    that connection is in `maximum_groups_per_connection` groups; joins made elsewhere
+    (`on_connected`, server code, for another connection) count but are never refused.
+    """
 
-    def __init__(self, lifetime: HubLifetimeManager) -> None:
+    __slots__ = ("_lifetime", "_max_groups", "_max_length", "_observer")
+
+    def __init__(
+        self,
+        lifetime: HubLifetimeManager,
+        options: HubOptions | None = None,
+        observer: LimitObserver | None = None,
+    ) -> None:
+        options = options or HubOptions()
         self._lifetime = lifetime
+        self._max_length = options.maximum_group_name_length
+        self._max_groups = options.maximum_groups_per_connection
+        self._observer = observer or LimitObserver()
+
+    def check_name(self, group: str) -> None:
+        """Raise GroupNameError (a HubException and a ValueError) for a name that is empty,
+        too long or holds a control character."""
+        problem = group_name_problem(group, self._max_length)
+        if problem is not None:
+            self._observer.group_name_refused()
+            raise GroupNameError(problem)
+
+    def _check_room(self, connection_id: str, group: str) -> None:
+        limit = self._max_groups
+        if not limit or invoking_connection_id() != connection_id:
+            return
+        joined = self._lifetime.connection_groups(connection_id)
+        if joined is not None and len(joined) >= limit and group not in joined:
+            self._observer.group_limit_reached()
+            raise GroupLimitError(
+                f"A connection can be in at most {limit} groups; leave one to join another."
+            )
 
     async def add(self, connection_id: str, group: str) -> None:
+        self.check_name(group)
+        self._check_room(connection_id, group)
         await self._lifetime.add_to_group(connection_id, group)
 
     async def remove(self, connection_id: str, group: str) -> None:
+        self.check_name(group)
         await self._lifetime.remove_from_group(connection_id, group)
 
     async def add_user(self, user_id: str, group: str) -> None:
         """Every live connection of the user joins `group`."""
+        self.check_name(group)
         await self._lifetime.add_user_to_group(user_id, group)
 
     async def remove_user(self, user_id: str, group: str) -> None:
+        self.check_name(group)
         await self._lifetime.remove_user_from_group(user_id, group)

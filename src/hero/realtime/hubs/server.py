@@ -19,6 +19,7 @@ from hero.realtime.server import (
     HubConnectionHandler,
     HubDispatcher,
     HubOptions,
+    LimitObserver,
     describe_hub,
 )
 from hero.realtime.server.dispatcher import InvocationObserver
@@ -31,10 +32,16 @@ class HubContext:
 
     __slots__ = ("_lifetime", "clients", "groups")
 
-    def __init__(self, lifetime: HubLifetimeManager) -> None:
+    def __init__(
+        self,
+        lifetime: HubLifetimeManager,
+        options: HubOptions | None = None,
+        limit_observer: LimitObserver | None = None,
+    ) -> None:
+        """`options`: the hub's options, for the group-name rules of `groups`."""
         self._lifetime = lifetime
         self.clients = Clients(lifetime)
-        self.groups = Groups(lifetime)
+        self.groups = Groups(lifetime, options, limit_observer)
 
     async def apply(self, operation: Operation) -> None:
         """Perform a stored send or group move (see `Delivery`, `GroupMove`)."""
@@ -79,21 +86,25 @@ class HubServer:
         connection_observer: ConnectionObserver | None = None,
         invocation_observer: InvocationObserver | None = None,
         relay: Relay | None = None,
+        limit_observer: LimitObserver | None = None,
     ) -> None:
         """`relay`: forwards long-polling and SSE requests that reach this instance for a
-        connection another instance holds (several instances without sticky sessions)."""
+        connection another instance holds (several instances without sticky sessions).
+        `limit_observer`: told about every refusal of the hub limits (group names, groups
+        per connection, invocation rate)."""
         self.options = options or HubServerOptions()
         self.hub_type = hub_type
         self.lifetime = lifetime_manager or MemoryLifetimeManager()
-        self.context = HubContext(self.lifetime)
+        self.context = HubContext(self.lifetime, self.options.hub, limit_observer)
         self._factory: HubFactory = hub_factory or hub_type
-        self._groups = Groups(self.lifetime)
+        self._groups = Groups(self.lifetime, self.options.hub, limit_observer)
         self.dispatcher = HubDispatcher(
             describe_hub(hub_type),
             self._activate,
             self.lifetime,
             self.options.hub,
             invocation_observer,
+            limit_observer=limit_observer,
         )
         self.handler = HubConnectionHandler(
             self.dispatcher, self.lifetime, self.options.hub, connection_observer

@@ -98,6 +98,12 @@ class HubLifetimeManager(ABC):
     async def remove_from_group(self, connection_id: str, group: str) -> None:
         """Idempotent; unknown connection ids are ignored."""
 
+    def connection_groups(self, connection_id: str) -> Collection[str] | None:
+        """The groups a connection served by this instance is in (a live view: read it, do
+        not keep or change it). None when the manager does not track them; then `Groups`
+        cannot enforce `HubOptions.maximum_groups_per_connection`."""
+        return None
+
     @abstractmethod
     async def add_user_to_group(self, user_id: str, group: str) -> None:
         """Every live connection of `user_id`, on every instance, joins `group`."""

@@ -80,6 +80,9 @@ class MemoryLifetimeManager(HubLifetimeManager):
     async def remove_from_group(self, connection_id: str, group: str) -> None:
         self._local.remove_from_group(connection_id, group)
 
+    def connection_groups(self, connection_id: str) -> Collection[str] | None:
+        return self._local.groups_of.get(connection_id, ())
+
     async def add_user_to_group(self, user_id: str, group: str) -> None:
         for cid in self._local.user_connection_ids(user_id):
             self._local.add_to_group(cid, group)

@@ -459,6 +459,9 @@ class ValkeyLifetimeManager(HubLifetimeManager):
             channel = self._channels.connection(connection_id)
             await self._remote_group(channel, wire.REMOVE, group, connection_id, None)
 
+    def connection_groups(self, connection_id: str) -> Collection[str] | None:
+        return self._local.groups_of.get(connection_id, ())
+
     async def add_user_to_group(self, user_id: str, group: str) -> None:
         for cid in self._local.user_connection_ids(user_id):
             await self._apply_group(cid, wire.ADD, group)

@@ -17,6 +17,7 @@ from hero.realtime.protocol import (
     SerializedMessage,
 )
 from hero.realtime.protocol.messages import TRACKABLE_TYPES
+from hero.realtime.server.limits import TokenBucket
 from hero.realtime.server.reconnect import ReplayBuffer
 from hero.realtime.transports import Connection, Identity
 
@@ -130,6 +131,7 @@ class HubConnection:
         self.uploads: dict[str, UploadStream] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.slots: asyncio.Semaphore
+        self.invocation_bucket: TokenBucket | None = None  # made by the dispatcher
         self._dropped = False
         self.messages_sent = 0
         self.replay: ReplayBuffer | None = None

@@ -29,6 +29,7 @@ from hero.realtime.protocol import (
 from hero.realtime.server.connection import CloseReason, HubConnection, UploadStream
 from hero.realtime.server.descriptors import HubMethod
 from hero.realtime.server.errors import BindingError, HubException
+from hero.realtime.server.limits import LimitObserver, TokenBucket
 from hero.realtime.server.options import HubOptions
 
 logger = logging.getLogger("hero.realtime.hub")
@@ -68,6 +69,15 @@ class _Slot:
 _current_slot: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar(
     "hero_invocation_slot", default=None
 )
+_invoking_connection: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hero_invoking_connection", default=None
+)
+
+
+def invoking_connection_id() -> str | None:
+    """The connection whose client invocation (hub method or stream) runs in this task, or
+    None (in `on_connected` / `on_disconnected`, and outside any hub method)."""
+    return _invoking_connection.get()
 
 
 def _being_cancelled() -> bool:
@@ -105,12 +115,15 @@ class HubDispatcher:
         lifetime: HubLifetimeManager,
         options: HubOptions,
         observer: InvocationObserver | None = None,
+        *,
+        limit_observer: LimitObserver | None = None,
     ) -> None:
         self._methods = methods
         self._activate = activator
         self._lifetime = lifetime
         self._options = options
         self._observer = observer
+        self._limits = limit_observer or LimitObserver()
 
     @property
     def methods(self) -> dict[str, HubMethod]:
@@ -132,9 +145,11 @@ class HubDispatcher:
 
     async def dispatch(self, connection: HubConnection, message: HubMessage) -> None:
         if isinstance(message, InvocationMessage):
-            await self._invocation(connection, message)
+            if not self._over_rate(connection, message.target, message.invocation_id):
+                await self._invocation(connection, message)
         elif isinstance(message, StreamInvocationMessage):
-            self._stream_invocation(connection, message)
+            if not self._over_rate(connection, message.target, message.invocation_id):
+                self._stream_invocation(connection, message)
         elif isinstance(message, StreamItemMessage):
             upload = connection.uploads.get(message.invocation_id)
             if upload is not None:
@@ -159,6 +174,31 @@ class HubDispatcher:
         elif isinstance(message, CloseMessage):
             error = HubException(message.error) if message.error else None
             connection.abort(CloseReason(CloseMessage(), error))
+
+    def _over_rate(self, connection: HubConnection, target: str, invocation_id: str | None) -> bool:
+        """Take a token from the connection's invocation bucket; when it is empty, answer
+        with an error Completion (or drop a non-blocking invocation) and return True."""
+        rate = self._options.maximum_invocations_per_second
+        if not rate:
+            return False
+        bucket = connection.invocation_bucket
+        if bucket is None:
+            bucket = TokenBucket(rate, self._options.invocation_burst)
+            connection.invocation_bucket = bucket
+        if bucket.take():
+            return False
+        logger.debug("invocation of %r over the rate on %s", target, connection.connection_id)
+        self._limits.invocation_rate_limited(bool(invocation_id))
+        if invocation_id:
+            connection.write(
+                CompletionMessage.with_error(
+                    invocation_id,
+                    f"An unexpected error occurred invoking '{target}' on the server. "
+                    f"HubException: Too many invocations: at most {rate:g} per second "
+                    f"(bursts of {self._options.invocation_burst}).",
+                )
+            )
+        return True
 
     def _lookup(
         self, connection: HubConnection, target: str, invocation_id: str | None
@@ -291,6 +331,7 @@ class HubDispatcher:
         slot: _Slot | None,
     ) -> None:
         _current_slot.set(slot)
+        _invoking_connection.set(connection.connection_id)
         invocation_id = message.invocation_id
         failed = False
         try:
@@ -399,6 +440,7 @@ class HubDispatcher:
         message: StreamInvocationMessage,
         args: list[Any],
     ) -> None:
+        _invoking_connection.set(connection.connection_id)
         invocation_id = message.invocation_id
         failed = False
         iterator: AsyncIterator[Any] | None = None

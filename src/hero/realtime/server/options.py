@@ -31,6 +31,18 @@ class HubOptions:
     100 000 and its sends wait when it is full; hero's writes never wait, so a client that
     lets this fill up is disconnected (with allowReconnect) like any slow consumer."""
     supported_protocols: tuple[str, ...] = ("json", "messagepack")
+    maximum_group_name_length: int = 256
+    """Characters in a group name. Longer names, empty names and names holding a control
+    character (U+0000-U+001F, U+007F-U+009F) are refused by `Groups` (docs/hubs.md)."""
+    maximum_groups_per_connection: int = 1_000
+    """Groups one connection may be in before a join made from one of its own invocations
+    is refused (joins made in `on_connected` or for other connections count but are never
+    refused). 0: no limit."""
+    maximum_invocations_per_second: float = 0.0
+    """Average rate of Invocations plus StreamInvocations per connection (a token bucket);
+    over it an invocation is not run. 0 (the library default): no limit."""
+    invocation_burst: int = 40
+    """Invocations a connection may send at once (the bucket's size), with a rate set."""
 
     def __post_init__(self) -> None:
         if self.keep_alive_interval <= 0 or self.client_timeout_interval <= 0:
@@ -41,3 +53,11 @@ class HubOptions:
             raise ValueError("maximum_parallel_invocations_per_client must be at least 1")
         if self.maximum_receive_message_size is not None and self.maximum_receive_message_size < 1:
             raise ValueError("maximum_receive_message_size must be positive")
+        if self.maximum_group_name_length < 1:
+            raise ValueError("maximum_group_name_length must be at least 1")
+        if self.maximum_groups_per_connection < 0:
+            raise ValueError("maximum_groups_per_connection must not be negative (0: no limit)")
+        if not self.maximum_invocations_per_second >= 0:
+            raise ValueError("maximum_invocations_per_second must not be negative (0: no limit)")
+        if self.invocation_burst < 1:
+            raise ValueError("invocation_burst must be at least 1")

@@ -311,6 +311,29 @@ class LifetimeManagerConformance(ABC):
         await cluster.managers[0].send_group("a", note("a-again"))
         await self.expect(cluster, every(staying, ["a-again"]))
 
+    async def test_connection_groups_lists_every_group_of_a_local_connection(
+        self, cluster: Cluster
+    ) -> None:
+        """What `Groups` counts for `maximum_groups_per_connection`: every group the
+        connection is in, whichever instance moved it. A manager that answers None does not
+        track them (then the limit is not enforced) and skips this test."""
+        home = cluster.manager(0)
+        member = await cluster.connect(0, user="erin")
+        cid = member.connection_id
+        if home.connection_groups(cid) is None:
+            pytest.skip("this manager does not report the groups of a connection")
+        assert set(home.connection_groups(cid) or ()) == set()
+        await cluster.manager(0).add_to_group(cid, "a")
+        await cluster.manager(1).add_to_group(cid, "b")
+        await cluster.manager(1).add_to_group(cid, "b")
+        await cluster.manager(1).add_user_to_group("erin", "c")
+        assert set(home.connection_groups(cid) or ()) == {"a", "b", "c"}
+        await cluster.manager(1).remove_from_group(cid, "a")
+        await cluster.manager(0).remove_user_from_group("erin", "c")
+        assert set(home.connection_groups(cid) or ()) == {"b"}
+        await member.disconnect()
+        assert set(home.connection_groups(cid) or ()) == set()
+
     # -- users (9.6 User / Users, 9.7) ------------------------------------------------------
 
     async def test_send_user_reaches_every_connection_of_the_user(self, cluster: Cluster) -> None:
