@@ -110,8 +110,8 @@ def test_framer_and_parser_on_raw_chunks_give_messages_or_a_protocol_error(
     with contextlib.suppress(ProtocolError):
         for chunk in chunks:
             protocol.parse_all(framer, chunk)
-            if limit is not None:
-                assert framer.buffered <= limit
+            if limit is not None:  # an unfinished length prefix (<= 4 bytes) may exceed it
+                assert framer.buffered <= max(limit, 4)
 
 
 @given(buffer=st.binary(max_size=120), limit=st.none() | st.integers(1, 150))
