@@ -14,6 +14,7 @@ properties are tests/unit/test_fuzz_*.py. Results: docs/reliability.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import subprocess
 import sys
@@ -76,10 +77,8 @@ def _targets() -> dict[str, Callable[[bytes], None]]:
 
     def parser(protocol: Any) -> Callable[[bytes], None]:
         def target(data: bytes) -> None:
-            try:
+            with contextlib.suppress(ProtocolError):
                 protocol.parse(data)
-            except ProtocolError:
-                pass
 
         return target
 
@@ -109,10 +108,8 @@ def _targets() -> dict[str, Callable[[bytes], None]]:
         assert parsed is None or buffer.endswith(parsed[1])
 
     def handshake_response(data: bytes) -> None:
-        try:
+        with contextlib.suppress(ProtocolError):
             parse_handshake_response(data)
-        except ProtocolError:
-            pass
 
     def negotiate_version(data: bytes) -> None:
         fdp = atheris.FuzzedDataProvider(data)
@@ -160,10 +157,8 @@ def _targets() -> dict[str, Callable[[bytes], None]]:
             token = "".join(chars)
         else:
             token = fdp.ConsumeUnicodeNoSurrogates(fdp.remaining_bytes())
-        try:
+        with contextlib.suppress(AuthenticationError):
             validator.validate(token)
-        except AuthenticationError:
-            pass
 
     def settings_environ(data: bytes) -> None:
         fdp = atheris.FuzzedDataProvider(data)
@@ -173,17 +168,13 @@ def _targets() -> dict[str, Callable[[bytes], None]]:
             name = fdp.PickValueInList(sections)
             rest = fdp.ConsumeUnicodeNoSurrogates(20)
             environ[f"{name}__{rest}" if rest else name] = fdp.ConsumeUnicodeNoSurrogates(20)
-        try:
+        with contextlib.suppress(SettingsError):
             load_settings(None, environ)
-        except SettingsError:
-            pass
 
     def settings_file(data: bytes) -> None:
         config.write_bytes(data)
-        try:
+        with contextlib.suppress(SettingsError):
             load_settings(config, {})
-        except SettingsError:
-            pass
 
     return {
         "json": parser(json_protocol),
@@ -245,7 +236,7 @@ def main() -> int:
 
     artifacts = Path(args.artifacts or tempfile.mkdtemp(prefix="hero-fuzz-artifacts-"))
     artifacts.mkdir(parents=True, exist_ok=True)
-    print(f"| target | executions | crashes | seconds |\n|---|---:|---:|---:|", flush=True)
+    print("| target | executions | crashes | seconds |\n|---|---:|---:|---:|", flush=True)
     total_runs = total_crashes = 0
     total_seconds = 0.0
     notes: list[str] = []

@@ -157,8 +157,8 @@ def test_select_version_is_a_supported_version_or_a_version_error(
     assert minimum <= version <= 1 or (minimum > 1 and version == 1)
 
 
-# Regression, found while writing these targets: a header value nested about as deep as the recursion
-# limit allows was decoded, then str() of it raised RecursionError outside the decoder.
+# Regression, found while writing these targets: a header value nested about as deep as the
+# recursion limit allows was decoded, then str() of it raised RecursionError past the decoder.
 # Header values must now be strings, as .NET reads them.
 
 
