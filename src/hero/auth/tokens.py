@@ -236,7 +236,7 @@ class JwtValidator:
         """Validate ``token`` and map its claims; raises :class:`AuthenticationError`."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, UnicodeError):  # UnicodeError: a lone surrogate in the text
             raise AuthenticationError(AuthFailure.MALFORMED) from None
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:

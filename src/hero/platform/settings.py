@@ -673,9 +673,14 @@ def _read_config_file(config_file: str | Path, flat: _Flat) -> None:
         raise SettingsError(
             name, f"invalid JSON at line {error.lineno} column {error.colno} ({error.msg})"
         ) from None
+    except (ValueError, RecursionError) as error:  # a huge integer, absurdly deep nesting
+        raise SettingsError(name, f"invalid JSON ({error})") from None
     if not isinstance(document, dict):
         raise SettingsError(name, "the configuration file must contain a JSON object")
-    _flatten_json(document, (), flat, name)
+    try:
+        _flatten_json(document, (), flat, name)
+    except RecursionError:
+        raise SettingsError(name, "the configuration file is nested too deeply") from None
 
 
 def _read_environ(environ: Mapping[str, str], flat: _Flat) -> None:
@@ -718,6 +723,9 @@ def _bind_scalar(flat: _Flat, path: tuple[str, ...]) -> str | None:
     return entry.value
 
 
+_MAX_INDEX_DIGITS = 9
+
+
 def _bind_sequence(flat: _Flat, path: tuple[str, ...]) -> object:
     below = flat.children(path)
     entry = flat.get(path)
@@ -736,6 +744,8 @@ def _bind_sequence(flat: _Flat, path: tuple[str, ...]) -> object:
             raise SettingsError(
                 f"{_canonical(path)}:{group[0][0][0]}", "list index must be a non-negative integer"
             )
+        if len(segment) > _MAX_INDEX_DIGITS:  # int() refuses thousands of digits
+            raise SettingsError(f"{_canonical(path)}:{group[0][0][0]}", "list index is too large")
         for rest, item in group:
             if len(rest) > 1:
                 raise SettingsError(

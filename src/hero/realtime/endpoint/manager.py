@@ -24,6 +24,12 @@ def new_id() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
 
 
+def _is_timestamp(text: str) -> bool:
+    """ASCII digits of a plausible length: str.isdigit alone also accepts characters such as
+    "²" that int() refuses, and int() refuses thousands of digits."""
+    return 0 < len(text) <= 20 and text.isascii() and text.isdigit()
+
+
 class ConnectionManager:
     """Owns every logical connection of one endpoint and the tasks that run them.
 
@@ -87,13 +93,14 @@ class ConnectionManager:
         if self._token_key is None:
             return None
         parts = token.split(".")
-        if len(parts) not in (3, 4) or not parts[1].isdigit():
+        if len(parts) not in (3, 4) or not _is_timestamp(parts[1]):
             return None
         connection_id, issued_text, mac = parts[0], parts[1], parts[-1]
         owner = parts[2] if len(parts) == 4 else ""
         issued = int(issued_text)
         expected = self._mac(connection_id, issued, identity.user_id, owner)
-        if not hmac.compare_digest(mac, expected):
+        # compare_digest raises TypeError for a str with non-ASCII characters: compare bytes.
+        if not hmac.compare_digest(mac.encode("utf-8", "surrogatepass"), expected.encode()):
             return None
         if not 0 <= time.time() - issued <= self._disconnect_timeout + 1:
             return None

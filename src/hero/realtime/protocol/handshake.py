@@ -77,7 +77,7 @@ def parse_handshake_response(buffer: bytes) -> tuple[str | None, bytes] | None:
         return None
     try:
         obj = msgspec.json.decode(buffer[:pos])
-    except msgspec.DecodeError as exc:
+    except DECODE_ERRORS as exc:
         raise ProtocolError("Invalid handshake response") from exc
     if not isinstance(obj, dict) or "type" in obj:
         raise ProtocolError("Expected a handshake response from the server.")

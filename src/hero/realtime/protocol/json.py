@@ -48,7 +48,12 @@ def _headers(obj: dict[str, Any]) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         raise ProtocolError("Expected 'headers' to be of type Object.")
-    return {str(k): str(v) for k, v in value.items()}
+    # A map of strings to strings, as .NET reads it. Converting other values with str()
+    # would let a deeply nested value raise RecursionError here, outside the decoder.
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise ProtocolError(f"Expected header {key!r} to be of type String.")
+    return value
 
 
 def _arguments(obj: dict[str, Any]) -> tuple[Any, ...]:

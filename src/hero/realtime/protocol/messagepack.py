@@ -69,7 +69,12 @@ def _headers(arr: list[Any], index: int) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         raise ProtocolError("Reading 'headers' as Map failed.")
-    return {str(k): str(v) for k, v in value.items()}
+    # Strings to strings, as .NET reads it (str() of a deeply nested value could raise
+    # RecursionError here, outside the decoder).
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise ProtocolError("Reading a header as String failed.")
+    return value
 
 
 def _array(arr: list[Any], index: int, what: str) -> list[Any]:

@@ -1,0 +1,88 @@
+"""A WebSocket echo server on the WebSocket stack `hero serve` runs, for the Autobahn cases.
+
+    python -m tests.support.ws_echo [--port 0]
+
+The hub speaks SignalR, so the Autobahn cases (which expect every message echoed) need a
+plain echo endpoint; it exists only here, never in `hero serve`'s app. The uvicorn settings
+mirror `hero.cli._serve_app` (keep them in step): uvicorn's default (`auto`) ws
+implementation, `ws_max_size` 16 MiB, no log config, no access log, lifespan on, 10 s
+graceful shutdown, a pre-bound socket with TCP_NODELAY-capable proto. Prints
+`ws-echo listening on http://HOST:PORT` once bound (what `tests.support.servers.launch` waits
+for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from typing import Any
+
+import uvicorn
+
+WS_MAX_SIZE = 16 * 1024 * 1024
+"""`hero.cli._serve_app`'s ws_max_size."""
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Raw ASGI: every text or binary message goes back as it came; lifespan is accepted."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+
+
+def config(app: Any = echo_app, ws: str = "auto") -> uvicorn.Config:
+    """The uvicorn configuration of `hero serve` (see the module docstring); `ws` other
+    than "auto" only to compare implementations."""
+    return uvicorn.Config(
+        app,
+        ws=ws,
+        log_config=None,
+        access_log=False,
+        ws_max_size=WS_MAX_SIZE,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--ws", default="auto", help="auto (as hero serve), wsproto, ...")
+    args = parser.parse_args()
+    sock = _bind(args.host, args.port)
+    print(f"ws-echo listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
+    uvicorn.Server(config(ws=args.ws)).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
