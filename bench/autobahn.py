@@ -1,6 +1,6 @@
 """The whole Autobahn TestSuite (via kosoku) against the WebSocket stack of `hero serve`.
 
-    .venv/bin/python bench/autobahn.py [--ws auto] [--exclude '12.*' ...] [--parallelism 2]
+    .venv/bin/python bench/autobahn.py [--ws hero] [--exclude '12.*' ...] [--parallelism 2]
 
 Starts `tests/support/ws_echo.py` (an echo server under `hero serve`'s uvicorn settings),
 runs every case, and prints per section how many cases were OK, NON-STRICT, INFORMATIONAL,
@@ -42,7 +42,9 @@ async def _run(url: str, exclude: list[str], parallelism: int) -> list[kosoku.Ca
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ws", default="auto", help="uvicorn ws implementation (auto = hero)")
+    parser.add_argument(
+        "--ws", default="hero", help="hero (as hero serve), or uvicorn's auto, wsproto, ..."
+    )
     parser.add_argument("--exclude", action="append", default=[], help="case glob (repeatable)")
     parser.add_argument("--parallelism", type=int, default=2)
     args = parser.parse_args()

@@ -3,10 +3,10 @@
     python -m tests.support.ws_echo [--port 0]
 
 The hub speaks SignalR, so the Autobahn cases (which expect every message echoed) need a
-plain echo endpoint; it exists only here, never in `hero serve`'s app. The uvicorn settings
-mirror `hero.cli._serve_app` (keep them in step): uvicorn's default (`auto`) ws
-implementation, `ws_max_size` 16 MiB, no log config, no access log, lifespan on, 10 s
-graceful shutdown, a pre-bound socket with TCP_NODELAY-capable proto. Prints
+plain echo endpoint; it exists only here, never in `hero serve`'s app. The uvicorn
+configuration is the one `hero serve` runs, from `hero.platform.http_server.server_config`
+(its HTTP and WebSocket protocol classes, the 1 MiB WebSocket message bound of the default
+32 KB hub message limit), on a pre-bound socket with TCP_NODELAY-capable proto. Prints
 `ws-echo listening on http://HOST:PORT` once bound (what `tests.support.servers.launch` waits
 for).
 """
@@ -19,8 +19,10 @@ from typing import Any
 
 import uvicorn
 
-WS_MAX_SIZE = 16 * 1024 * 1024
-"""`hero.cli._serve_app`'s ws_max_size."""
+from hero.platform.http_server import HttpLimits, server_config
+
+HUB_MESSAGE_LIMIT = 32_768
+"""`Realtime:MaximumReceiveMessageSize`'s default, from which the WebSocket bound follows."""
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -51,18 +53,16 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
 
 
-def config(app: Any = echo_app, ws: str = "auto") -> uvicorn.Config:
+def config(app: Any = echo_app, ws: str = "hero") -> uvicorn.Config:
     """The uvicorn configuration of `hero serve` (see the module docstring); `ws` other
-    than "auto" only to compare implementations."""
-    return uvicorn.Config(
-        app,
-        ws=ws,
-        log_config=None,
-        access_log=False,
-        ws_max_size=WS_MAX_SIZE,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
+    than "hero" (uvicorn's names: auto, wsproto, websockets) only to compare
+    implementations."""
+    chosen = server_config(
+        app, limits=HttpLimits(), maximum_receive_message_size=HUB_MESSAGE_LIMIT
     )
+    if ws != "hero":
+        chosen.ws = ws
+    return chosen
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -77,7 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--ws", default="auto", help="auto (as hero serve), wsproto, ...")
+    parser.add_argument(
+        "--ws", default="hero", help="hero (as hero serve), or uvicorn's auto, wsproto, ..."
+    )
     args = parser.parse_args()
     sock = _bind(args.host, args.port)
     print(f"ws-echo listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
