@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,3 +59,39 @@ def test_checklist_6_stateful_reconnect_offered_only_when_asked(
     assert asked.json()["useStatefulReconnect"] is True
     assert "useStatefulReconnect" not in plain.json()
     assert "useStatefulReconnect" not in old.json()  # version 0 has no connection token
+
+
+def run_drops(
+    node: str, url: str, protocol: str, *, drops: int, per_round: int, unit: float
+) -> Any:
+    timeout_ms = str(int(60_000 * unit))
+    script = str(HERE / "stateful_drops.mjs")
+    completed = subprocess.run(
+        [node, script, url, protocol, str(drops), str(per_round), timeout_ms],
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=90 * unit,
+        check=False,
+    )
+    for line in completed.stdout.splitlines():
+        if line.startswith("INTEROP-RESULT "):
+            return json.loads(line.removeprefix("INTEROP-RESULT "))
+    raise AssertionError(f"no result from node:\n{completed.stdout}\n{completed.stderr}")
+
+
+@pytest.mark.parametrize("protocol", ["json", "messagepack"])
+def test_many_forced_socket_drops_lose_and_duplicate_nothing(
+    conformance_server: RunningServer, node: str, unit: float, protocol: str
+) -> None:
+    """docs/reliability.md: the official client's stateful reconnect across repeated drops
+    (each while the next round of messages is being sent to it)."""
+    url = conformance_server.base_url + "/conformance"
+    result = run_drops(node, url, protocol, drops=10, per_round=20, unit=unit)
+    assert "error" not in result, result
+    assert result["sent"] == 220
+    assert (result["lost"], result["duplicated"], result["outOfOrder"]) == (0, 0, 0)
+    assert result["received"] == 220
+    assert result["sameConnectionId"] is True
+    assert result["reconnecting"] == 0
+    assert result["state"] == "Connected"

@@ -57,9 +57,7 @@ def config(app: Any = echo_app, ws: str = "hero") -> uvicorn.Config:
     """The uvicorn configuration of `hero serve` (see the module docstring); `ws` other
     than "hero" (uvicorn's names: auto, wsproto, websockets) only to compare
     implementations."""
-    chosen = server_config(
-        app, limits=HttpLimits(), maximum_receive_message_size=HUB_MESSAGE_LIMIT
-    )
+    chosen = server_config(app, limits=HttpLimits(), maximum_receive_message_size=HUB_MESSAGE_LIMIT)
     if ws != "hero":
         chosen.ws = ws
     return chosen
