@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -48,7 +49,7 @@ def log(message: str) -> None:
     print(f"[stalled] {message}", file=sys.stderr, flush=True)
 
 
-async def connect(port: int, counter: Counter, join: bool) -> WsClient:
+async def connect(port: int, counter: Counter, *groups: str) -> WsClient:
     body = await http_post(
         "127.0.0.1", port, "/conformance/negotiate?negotiateVersion=1", timeout=STEP_TIMEOUT
     )
@@ -60,9 +61,12 @@ async def connect(port: int, counter: Counter, join: bool) -> WsClient:
     reply = await client.receive(STEP_TIMEOUT)
     if not reply.startswith(b"{}" + RS):
         raise ConnectionError(f"handshake failed: {reply!r}")
-    if join:
+    for group in groups:
         client.send_text(
-            b'{"type":1,"invocationId":"j","target":"JoinGroup","arguments":["bench"]}' + RS
+            b'{"type":1,"invocationId":"j","target":"JoinGroup","arguments":["'
+            + group.encode()
+            + b'"]}'
+            + RS
         )
         async with asyncio.timeout(STEP_TIMEOUT):
             while b'"type":3' not in await client.inbox.get():
@@ -88,12 +92,18 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
 
     async def one() -> WsClient:
         async with semaphore:
-            return await connect(port, counter, join=True)
+            return await connect(port, counter, GROUP)
 
     clients = await asyncio.gather(*(one() for _ in range(args.clients)))
     for client in clients:
         client.counting = True
-    publisher = await connect(port, Counter(), join=False)
+    publisher = await connect(port, Counter())
+    big = (
+        b'{"type":1,"target":"SendToGroup","arguments":["stall","Big","'
+        + b"x" * 30_000
+        + b'"]}'
+        + RS
+    )
     trigger = (
         b'{"type":1,"target":"SendToGroup","arguments":["bench","Tick",'
         + encode_payload(make_payload(args.payload_bytes)).encode()
@@ -106,18 +116,23 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
     stalled_outcomes: list[str] = []
     for index in range(args.repeat):
         healthy.append(await burst(publisher, counter, trigger, args.messages, args.clients))
-        stalled = await connect(port, Counter(), join=True)
+        stalled = await connect(port, Counter(), GROUP, "stall")
         transport = stalled._transport
         assert transport is not None
         transport.pause_reading()
         with_stalled.append(await burst(publisher, counter, trigger, args.messages, args.clients))
-        # Keep publishing until the server gives up on the stalled client.
+        # Then fill its queue alone (it is also the only member of "stall") until the
+        # server gives up on it: at most ~120 MB, and 60 s.
         ended = False
-        for _ in range(20):
-            if stalled.closed.done():
-                ended = True
-                break
-            await burst(publisher, counter, trigger, args.messages, args.clients)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):
+                for _ in range(4000):
+                    publisher.send_text(big)
+                    await asyncio.sleep(0.001)
+                    if stalled.closed.done():
+                        break
+                await stalled.closed
+        ended = stalled.closed.done()
         transport.resume_reading()
         stalled_outcomes.append("disconnected by the server" if ended else "still open")
         stalled.close()
