@@ -41,8 +41,6 @@ from hero.auth import (
     Principal,
     extract_token,
 )
-from hero.platform.cors import CredentialedCorsMiddleware
-from hero.platform.web import origin_checker
 from hero.realtime import (
     EndpointOptions,
     Hub,
@@ -53,6 +51,7 @@ from hero.realtime import (
     Identity,
     hub_method,
 )
+from hero.web import CredentialedCorsMiddleware, origin_checker
 
 HUB_PATH = "/hubs/chat"
 MAX_TEXT = 2000

@@ -1,4 +1,4 @@
-"""The platform's origin rules: the CORS allow-list and the WebSocket upgrade's same-origin."""
+"""hero.web's origin rules: the CORS allow-list and the WebSocket upgrade's same-origin."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hero.platform.web import (
+from hero.web import (
     normalize_origin,
     origin_allowed_for,
     origin_checker,

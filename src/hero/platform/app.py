@@ -41,7 +41,6 @@ from hero.modules.http import Problem
 from hero.modules.notifications import NotificationService, notifications_router
 from hero.modules.users import UserDirectory
 from hero.platform.body_limit import BodyLimitMiddleware
-from hero.platform.cors import CredentialedCorsMiddleware
 from hero.platform.demo import demo_routes
 from hero.platform.hub import (
     GroupPolicy,
@@ -58,8 +57,6 @@ from hero.platform.web import (
     PrincipalMiddleware,
     authenticated,
     document_problems,
-    origin_allowed_for,
-    origin_checker,
     problem,
 )
 from hero.realtime import (
@@ -74,6 +71,7 @@ from hero.realtime import (
     operation_from_wire,
 )
 from hero.realtime.lifetime import HubLifetimeManager, ValkeyLifetimeManager
+from hero.web import CredentialedCorsMiddleware, origin_allowed_for, origin_checker
 
 logger = logging.getLogger("hero.platform")
 
