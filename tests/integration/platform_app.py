@@ -163,6 +163,7 @@ CONFIG_SECTIONS = (
     "cors",
     "databaseoptions",
     "realtime",
+    "ratelimiting",
     "environment",
     "hero_test_",
 )

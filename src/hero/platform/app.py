@@ -42,6 +42,7 @@ from hero.modules.notifications import NotificationService, notifications_router
 from hero.modules.users import UserDirectory
 from hero.platform.body_limit import BodyLimitMiddleware
 from hero.platform.demo import demo_routes
+from hero.platform.http_limits import ConnectRateMiddleware, RestRateMiddleware
 from hero.platform.hub import (
     GroupPolicy,
     RealtimeServices,
@@ -50,6 +51,7 @@ from hero.platform.hub import (
 )
 from hero.platform.metrics import CONTENT_TYPE, PlatformMetrics
 from hero.platform.presence import PresenceTracker
+from hero.platform.rate_limit import FixedWindowLimiter
 from hero.platform.schema import platform_schema
 from hero.platform.settings import Settings
 from hero.platform.web import (
@@ -127,10 +129,12 @@ def hub_options(
     if settings.caching.redis is not None:
         secret = settings.jwt.signing_key or settings.caching.redis_url() or ""
         token_key = hashlib.sha256(b"hero connection tokens\0" + secret.encode()).digest()
+    limits = settings.rate_limiting
     endpoint = EndpointOptions(
         require_authentication=require_authentication,
         allow_stateful_reconnects=not worker_processes,
         connection_token_key=token_key,
+        maximum_connections_per_user=limits.maximum_connections_per_user if limits.enabled else 0,
     )
     return HubServerOptions(
         hub=HubOptions(
@@ -163,6 +167,19 @@ def lifetime_manager(valkey: Any | None, hub_name: str) -> HubLifetimeManager | 
     if valkey is None:
         return None
     return ValkeyLifetimeManager(valkey, hub_name=hub_name, key_prefix=KEY_PREFIX)
+
+
+def rate_limiters(settings: Settings) -> dict[str, FixedWindowLimiter]:
+    """The `RateLimiting` windows by name (`negotiate`, `rest`; none when disabled)."""
+    limits = settings.rate_limiting
+    if not limits.enabled:
+        return {}
+    return {
+        name: FixedWindowLimiter(
+            rate.permit_limit, rate.window_seconds, max_keys=limits.maximum_tracked_clients
+        )
+        for name, rate in (("negotiate", limits.negotiate), ("rest", limits.rest))
+    }
 
 
 class StartupError(Exception):
@@ -387,9 +404,16 @@ def create_app(
             if valkey is not None:
                 await valkey.aclose()
 
+    limiters = rate_limiters(settings)
+    metrics.watch_rate_limits(limiters, hub.endpoint if hub is not None else None)
     middleware = [
         Middleware(CredentialedCorsMiddleware, origin_allowed=origin_allowed),
-        # inside CORS, so a browser can read the 413
+        # inside CORS, so a browser can read the 413 and the 429s
+        *(
+            [Middleware(ConnectRateMiddleware, limiter=limiters["negotiate"], hub_paths=HUB_PATHS)]
+            if "negotiate" in limiters
+            else []
+        ),
         Middleware(
             BodyLimitMiddleware,
             limit=settings.http.max_request_body_size,
@@ -397,6 +421,19 @@ def create_app(
             exempt=HUB_PATHS,
         ),
         Middleware(PrincipalMiddleware, authenticator=authenticator, on_principal=directory.seen),
+        # inside the principal middleware: REST requests count per user
+        *(
+            [
+                Middleware(
+                    RestRateMiddleware,
+                    limiter=limiters["rest"],
+                    prefixes=("/api/",),
+                    exempt=HUB_PATHS,
+                )
+            ]
+            if "rest" in limiters
+            else []
+        ),
     ]
     app = FastAPI(
         title="hero",

@@ -7,13 +7,15 @@ pays nothing for metrics.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hero.platform.hub import TypingObserver
+from hero.platform.rate_limit import FixedWindowLimiter
+from hero.realtime.endpoint import ConnectionEndpoint
 from hero.realtime.server import ConnectionObserver, HubConnection, LimitObserver
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -44,6 +46,46 @@ class _LiveConnections(Collector):
         )
         out.add_metric([], sent)
         yield out
+
+
+USER_CONNECTIONS = "user_connections"
+"""The `limit` label of refusals by `RateLimiting:MaximumConnectionsPerUser`."""
+
+
+class _RateLimits(Collector):
+    """The `RateLimiting` counts, read at scrape time from the limiters and the endpoint."""
+
+    def __init__(
+        self, limiters: Mapping[str, FixedWindowLimiter], endpoint: ConnectionEndpoint | None
+    ) -> None:
+        self._limiters = dict(limiters)
+        self._endpoint = endpoint
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        refused = CounterMetricFamily(
+            "hero_rate_limit_rejections",
+            "Requests answered 429 by a RateLimiting limit, by limit.",
+            labels=["limit"],
+        )
+        tracked = GaugeMetricFamily(
+            "hero_rate_limit_tracked_clients",
+            "Clients (addresses or users) with a rate window in memory, by limit.",
+            labels=["limit"],
+        )
+        evicted = CounterMetricFamily(
+            "hero_rate_limit_evictions",
+            "Rate windows dropped before their end to bound memory, by limit.",
+            labels=["limit"],
+        )
+        for name, limiter in sorted(self._limiters.items()):
+            refused.add_metric([name], limiter.rejections)
+            tracked.add_metric([name], len(limiter))
+            evicted.add_metric([name], limiter.evictions)
+        if self._endpoint is not None:
+            refused.add_metric([USER_CONNECTIONS], self._endpoint.user_limit_refusals)
+        yield refused
+        yield tracked
+        yield evicted
 
 
 class PlatformMetrics(ConnectionObserver, LimitObserver, TypingObserver):
@@ -100,6 +142,13 @@ class PlatformMetrics(ConnectionObserver, LimitObserver, TypingObserver):
             "hero_connections_opened", "Hub connections opened.", registry=self.registry
         )
         self.registry.register(_LiveConnections(self))
+
+    def watch_rate_limits(
+        self, limiters: Mapping[str, FixedWindowLimiter], endpoint: ConnectionEndpoint | None
+    ) -> None:
+        """Export the limiters' counts under their names as the `limit` label, and the
+        endpoint's refusals by the connections-per-user limit (call once)."""
+        self.registry.register(_RateLimits(limiters, endpoint))
 
     # ConnectionObserver
     def connected(self, connection: HubConnection) -> None:

@@ -58,8 +58,11 @@ __all__ = [
     "HostEnvironment",
     "HttpOptions",
     "JwtOptions",
+    "NegotiateRateOptions",
+    "RateLimitingOptions",
     "RealtimeOptions",
     "RedisEndpoint",
+    "RestRateOptions",
     "Settings",
     "SettingsError",
     "generate_signing_key",
@@ -529,6 +532,84 @@ class HttpOptions(BaseModel):
     )
 
 
+class _FixedWindow(BaseModel):
+    """A fixed-window rate: at most ``permit_limit`` requests per ``window_seconds`` per
+    client; the window of a client starts at its first request."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    permit_limit: _PositiveInt
+    window_seconds: _PositiveSeconds
+
+
+class NegotiateRateOptions(_FixedWindow):
+    """``RateLimiting:Negotiate``: new hub connections per client address."""
+
+    permit_limit: _PositiveInt = Field(
+        default=100,
+        alias="PermitLimit",
+        description=(
+            "new hub connections (negotiate, or a WebSocket without negotiate) per client "
+            "address and window; over it → 429 with Retry-After"
+        ),
+    )
+    window_seconds: _PositiveSeconds = Field(
+        default=10.0, alias="WindowSeconds", description="the window of `PermitLimit`"
+    )
+
+
+class RestRateOptions(_FixedWindow):
+    """``RateLimiting:Rest``: REST requests per user (per address when anonymous)."""
+
+    permit_limit: _PositiveInt = Field(
+        default=300,
+        alias="PermitLimit",
+        description=(
+            "requests to `/api/...` (not the hub) per user, or per client address without a "
+            "valid token, and window; over it → 429 problem+json with Retry-After"
+        ),
+    )
+    window_seconds: _PositiveSeconds = Field(
+        default=10.0, alias="WindowSeconds", description="the window of `PermitLimit`"
+    )
+
+
+class RateLimitingOptions(BaseModel):
+    """``RateLimiting``: request rates and concurrent connections; each instance counts on
+    its own (nothing is shared through Valkey).
+
+    Invariants: every limit and window is positive.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    enabled: _Bool = Field(
+        default=True, alias="Enabled", description="false: none of the limits below applies"
+    )
+    negotiate: NegotiateRateOptions = Field(default_factory=NegotiateRateOptions, alias="Negotiate")
+    rest: RestRateOptions = Field(default_factory=RestRateOptions, alias="Rest")
+    maximum_connections_per_user: _PositiveInt = Field(
+        default=100,
+        alias="MaximumConnectionsPerUser",
+        description=(
+            "hub connections one user may hold on one instance (from negotiate to the end); "
+            "a new one past it → 429"
+        ),
+    )
+    maximum_tracked_clients: _PositiveInt = Field(
+        default=10_000,
+        alias="MaximumTrackedClients",
+        description=(
+            "clients (addresses, users) each rate keeps a window for; past it the oldest "
+            "window is dropped, so memory stays bounded"
+        ),
+    )
+
+
 class Settings(BaseModel):
     """All platform settings; see the module docstring for sources and invariants.
 
@@ -547,6 +628,9 @@ class Settings(BaseModel):
     database: DatabaseOptions = Field(default_factory=DatabaseOptions, alias="DatabaseOptions")
     realtime: RealtimeOptions = Field(default_factory=RealtimeOptions, alias="Realtime")
     http: HttpOptions = Field(default_factory=HttpOptions, alias="Http")
+    rate_limiting: RateLimitingOptions = Field(
+        default_factory=RateLimitingOptions, alias="RateLimiting"
+    )
     environment: Annotated[HostEnvironment, BeforeValidator(_to_environment)] = Field(
         default=HostEnvironment.DEVELOPMENT,
         alias="Environment",

@@ -56,6 +56,17 @@ def problem(
 ) -> Response:
     """An RFC 9457 `application/problem+json` response (extension members in `extra`;
     `headers` are response headers, such as the `Allow` of a 405)."""
+    return Response(
+        problem_body(status, title, detail, **extra),
+        status,
+        headers=dict(headers) if headers else None,
+        media_type="application/problem+json",
+    )
+
+
+def problem_body(status: int, title: str, detail: str | None = None, **extra: Any) -> bytes:
+    """The encoded body of `problem` (for answers that are not Starlette responses, such as
+    the refusal of a WebSocket upgrade)."""
     body: dict[str, Any] = {
         "type": problem_type(status),
         "title": title,
@@ -64,12 +75,7 @@ def problem(
     if detail:
         body["detail"] = detail
     body.update(extra)
-    return Response(
-        msgspec.json.encode(body),
-        status,
-        headers=dict(headers) if headers else None,
-        media_type="application/problem+json",
-    )
+    return msgspec.json.encode(body)
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {

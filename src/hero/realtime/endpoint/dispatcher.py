@@ -70,6 +70,22 @@ class EndpointOptions:
     connection_token_key: bytes | None = None
     """Processes sharing this key sign connection tokens alike, so a WebSocket may arrive at
     any of them after negotiate (several workers on one socket, no sticky sessions)."""
+    maximum_connections_per_user: int = 0
+    """Connections one user (`Identity.user_id`) may hold in this endpoint at once, counted
+    from creation to end; a negotiate, a WebSocket without negotiate or an adoption past it
+    is refused with 429. 0: no limit. Anonymous connections are not counted."""
+
+
+def _too_many_connections_body(limit: int) -> bytes:
+    return msgspec.json.encode(
+        {
+            "type": "https://tools.ietf.org/html/rfc6585#section-4",
+            "title": "Too Many Requests",
+            "status": 429,
+            "detail": f"This user already has {limit} open connections, the most allowed; "
+            "close one before opening another.",
+        }
+    )
 
 
 def _unauthorized_body() -> bytes:
@@ -99,6 +115,8 @@ class ConnectionEndpoint:
         self._authenticate = authenticate
         self._origin_allowed = origin_allowed
         self.relay = relay
+        self.user_limit_refusals = 0
+        """New connections refused by `maximum_connections_per_user` so far."""
         self.connections = ConnectionManager(
             application,
             disconnect_timeout=self.options.disconnect_timeout,
@@ -188,6 +206,16 @@ class ConnectionEndpoint:
             return ANONYMOUS
         return identity
 
+    def _at_user_limit(self, identity: Identity) -> bool:
+        """True (and counted) when `identity` may not open one more connection. Checked
+        right before the connection is created, with no await in between."""
+        limit = self.options.maximum_connections_per_user
+        user = identity.user_id
+        if limit <= 0 or user is None or self.connections.count_for(user) < limit:
+            return False
+        self.user_limit_refusals += 1
+        return True
+
     async def _negotiate(self, scope: Scope, send: Send) -> None:
         identity = await self._identify(scope)
         if identity is None:
@@ -198,6 +226,10 @@ class ConnectionEndpoint:
             version = select_version(query, self.options.minimum_negotiate_version)
         except NegotiateVersionError as exc:
             await respond(send, 200, encode_negotiate_error(str(exc)), content_type=_JSON)
+            return
+        if self._at_user_limit(identity):
+            body = _too_many_connections_body(self.options.maximum_connections_per_user)
+            await respond(send, 429, body, content_type=_PROBLEM)
             return
         connection = self.connections.create(identity, version=version)
         stateful = (
@@ -256,6 +288,9 @@ class ConnectionEndpoint:
         if token and self.connections.get(token) is None:
             identity = await self._identify(scope)
             if identity is not None:
+                if self._at_user_limit(identity):
+                    await self._reject_user_limit(scope, send)
+                    return
                 self.connections.adopt(token, identity)
         if token:
             connection, _ = await self._lookup(scope, send, websocket=True)
@@ -275,10 +310,17 @@ class ConnectionEndpoint:
             if identity is None:
                 await reject_websocket(scope, send, 401, _unauthorized_body(), _PROBLEM)
                 return
+            if self._at_user_limit(identity):
+                await self._reject_user_limit(scope, send)
+                return
             connection = self.connections.create(identity)  # skipNegotiation
         # Claimed before the first await: a second upgrade for this id now gets 409.
         connection.active_requests += 1
         await self._pump_websocket(connection, receive, send, resume=False)
+
+    async def _reject_user_limit(self, scope: Scope, send: Send) -> None:
+        body = _too_many_connections_body(self.options.maximum_connections_per_user)
+        await reject_websocket(scope, send, 429, body, _PROBLEM)
 
     async def _pump_websocket(
         self, connection: Connection, receive: Receive, send: Send, *, resume: bool

@@ -55,12 +55,19 @@ class ConnectionManager:
         self._inbound_limit = inbound_limit
         self._outbound_limit = outbound_limit
         self._by_token: dict[str, Connection] = {}
+        self._per_user: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closing = False
 
     def __len__(self) -> int:
         return len(self._by_token)
+
+    def count_for(self, user_id: str) -> int:
+        """How many connections of this user the registry holds: each counts from its
+        creation (negotiate, a WebSocket without negotiate, an adoption) until it is forgotten
+        (ended, disposed or reaped), whether or not its transport ever started."""
+        return self._per_user.get(user_id, 0)
 
     def _mac(self, connection_id: str, issued: int, user_id: str | None, owner: str = "") -> str:
         assert self._token_key is not None
@@ -123,6 +130,9 @@ class ConnectionManager:
             outbound_limit=self._outbound_limit,
         )
         self._by_token[token] = connection
+        user = identity.user_id
+        if user is not None:
+            self._per_user[user] = self._per_user.get(user, 0) + 1
         self._ensure_reaper()
         return connection
 
@@ -165,6 +175,13 @@ class ConnectionManager:
         connection.disposed = True
         if self._by_token.get(connection.connection_token) is connection:
             del self._by_token[connection.connection_token]
+            user = connection.identity.user_id
+            if user is not None:
+                left = self._per_user.get(user, 0) - 1
+                if left > 0:
+                    self._per_user[user] = left
+                else:
+                    self._per_user.pop(user, None)
         if connection.connection_token not in self._tasks:
             connection.outbound.close()
 

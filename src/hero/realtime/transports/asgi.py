@@ -43,18 +43,26 @@ async def respond(
 
 
 async def reject_websocket(
-    scope: Scope, send: Send, status: int, body: bytes = b"", content_type: bytes = b"text/plain"
+    scope: Scope,
+    send: Send,
+    status: int,
+    body: bytes = b"",
+    content_type: bytes = b"text/plain",
+    *,
+    headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> None:
-    """Refuse a WebSocket upgrade with an HTTP status when the server supports it.
+    """Refuse a WebSocket upgrade with an HTTP status (and extra `headers`) when the server
+    supports it.
 
     Uses the ASGI "websocket.http.response" extension; otherwise closes (403 on the wire).
     """
-    if "websocket.http.response" in scope.get("extensions", {}):
+    if "websocket.http.response" in (scope.get("extensions") or {}):
         await send(
             {
                 "type": "websocket.http.response.start",
                 "status": status,
                 "headers": [
+                    *headers,
                     (b"content-type", content_type),
                     (b"content-length", str(len(body)).encode()),
                 ],
