@@ -69,6 +69,7 @@ from hero.realtime import (
     HubServerOptions,
     Identity,
     Relay,
+    ShardedRelayBus,
     ValkeyRelayBus,
     operation_from_wire,
 )
@@ -153,12 +154,16 @@ def hub_options(
 
 
 def relay_for(settings: Settings, valkey: Any | None) -> Relay | None:
-    """Relays requests between instances over Valkey (None without a backplane, and on a
-    Valkey Cluster for now: the relay bus uses classic pub/sub on one server, so there
-    long polling and SSE need affinity)."""
+    """Relays long-polling and SSE requests between instances over Valkey; None without a
+    backplane. On one server the bus is classic pub/sub (`ValkeyRelayBus`: receiver counts
+    and `PUBSUB NUMSUB` say who listens); on a Valkey Cluster it is sharded pub/sub with
+    liveness from registry entries that expire (`ShardedRelayBus`), since a receiver count
+    there covers one node only. Either way no affinity is needed."""
     endpoint = settings.caching.redis
-    if valkey is None or endpoint is None or endpoint.cluster:
+    if valkey is None or endpoint is None:
         return None
+    if endpoint.cluster:
+        return Relay(ShardedRelayBus(valkey, key_prefix=KEY_PREFIX))
     return Relay(ValkeyRelayBus(valkey, key_prefix=KEY_PREFIX))
 
 

@@ -3,6 +3,7 @@
 Public names for application code are re-exported here; everything else is internal.
 """
 
+from hero.realtime.endpoint.sharded_relay import ShardedRelayBus
 from hero.realtime.endpoint.valkey_relay import ValkeyRelayBus
 from hero.realtime.hubs import (
     Audience,
@@ -67,6 +68,7 @@ __all__ = [
     "Operation",
     "Relay",
     "RelayBus",
+    "ShardedRelayBus",
     "SingleClientProxy",
     "ValkeyRelayBus",
     "hub_method",

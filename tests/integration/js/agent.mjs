@@ -64,11 +64,14 @@ function get(name) {
 
 // Every request and socket of a connection goes to a randomly chosen instance: the client's
 // HTTP requests (negotiate, each poll, each send, the DELETE), its EventSource and its
-// WebSocket. This is a load balancer without affinity, inside the client.
-function scatter(instances) {
+// WebSocket. This is a load balancer without affinity, inside the client. With
+// `negotiateOn`, the negotiate request goes there instead and every other one to `instances`.
+function scatter(instances, negotiateOn) {
     const pick = (url) => {
         const target = new URL(url);
-        const chosen = new URL(instances[Math.floor(Math.random() * instances.length)]);
+        const negotiating = negotiateOn && target.pathname.endsWith("/negotiate");
+        const base = negotiating ? negotiateOn : instances[Math.floor(Math.random() * instances.length)];
+        const chosen = new URL(base);
         target.protocol = target.protocol.startsWith("ws") ? chosen.protocol.replace("http", "ws") : chosen.protocol;
         target.host = chosen.host;
         return target.toString();
@@ -112,7 +115,7 @@ async function connect(command) {
         options.transport = signalR.HttpTransportType[command.transport];
     }
     if (Array.isArray(command.instances) && command.instances.length) {
-        Object.assign(options, scatter(command.instances));
+        Object.assign(options, scatter(command.instances, command.negotiateOn));
     }
     let builder = new signalR.HubConnectionBuilder().withUrl(command.url, options).configureLogging(logger);
     if (command.protocol === "messagepack") {

@@ -170,11 +170,13 @@ class NodeAgent:
         targets: Sequence[str] = (),
         instances: Sequence[str] = (),
         answers: Sequence[str] = (),
+        negotiate_on: str | None = None,
     ) -> str:
         """Start a connection (start() resolved); returns its connection id.
 
         `instances`: base URLs (`http://host:port`) of several servers; every HTTP request,
-        EventSource and WebSocket of the connection goes to a random one of them. `answers`:
+        EventSource and WebSocket of the connection goes to a random one of them (with
+        `negotiate_on`, a base URL too, the negotiate request goes there instead). `answers`:
         client methods that answer a client-result invocation with `answered <json arg>`."""
         self.events.setdefault(name, [])
         value = await self.call(
@@ -188,6 +190,7 @@ class NodeAgent:
             targets=list(targets),
             instances=list(instances),
             answers=list(answers),
+            negotiateOn=negotiate_on,
         )
         return str(value["connectionId"])
 

@@ -15,7 +15,8 @@ An owner that is gone answers as a dead connection does: `404 No Connection with
 when nobody receives the request, or the end of the response when the owner disappears in
 the middle of it (checked every `liveness_interval` seconds); a relay never hangs.
 
-The bus is an interface (`RelayBus`); `hero.platform` provides one on Valkey pub/sub.
+The bus is an interface (`RelayBus`); hero provides one on Valkey pub/sub (valkey_relay.py)
+and one on a Valkey Cluster's sharded pub/sub (sharded_relay.py).
 """
 
 from __future__ import annotations

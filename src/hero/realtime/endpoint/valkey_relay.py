@@ -3,6 +3,9 @@
 `{prefix}relay:{name}` carries the relay messages addressed to instance `name`; PUBLISH's
 receiver count says whether the addressee listens, and `PUBSUB NUMSUB` whether it still does.
 The reader reconnects and re-subscribes with capped, jittered back-off after any failure.
+Its loop repeats the backplane's single-server reader (`SingleNodeSubscriptions._read_forever`
+in lifetime/subscriptions.py) almost line for line; the cluster bus (sharded_relay.py) reuses
+the backplane's `ShardedSubscriber` instead.
 """
 
 from __future__ import annotations
