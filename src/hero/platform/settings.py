@@ -242,8 +242,7 @@ class CachingOptions(BaseModel):
             "`valkey://` URL. Set: cache, typing throttle, presence, the hub backplane and the "
             "relay between instances use it. Empty: in-process, one instance. A Valkey "
             "Cluster: several nodes (`n1:7000,n2:7000,n3:7000`) or `cluster=true` with one "
-            "node; the backplane uses sharded pub/sub there (long polling and SSE need "
-            "affinity: the relay between instances does not run on a cluster yet)."
+            "node; the backplane and the relay between instances use sharded pub/sub there."
         ),
     )
 
