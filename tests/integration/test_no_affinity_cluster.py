@@ -209,4 +209,15 @@ async def test_a_relay_to_an_owner_that_is_gone_answers_404(
         f"{other.base_url}{HUB}", params={"id": token}, content=b"{}", headers=user.headers()
     )
     assert send.status_code == 404
+    # The relay's work shows in the surviving instance's metrics.
+    metrics = (await http.get(f"{other.base_url}/metrics")).text
+    assert _metric(metrics, "hero_relay_forwarded_total") >= 3
+    assert _metric(metrics, "hero_relay_owner_gone_total") >= 2
     no_error_lines(other)
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics:\n{text}")

@@ -294,11 +294,14 @@ def create_app(
     if settings.realtime.enabled:
         hub_type = compose_app_hub(modules.hub_mixins)
         services_box: list[RealtimeServices] = []
+        relay = relay_for(settings, valkey)
+        if relay is not None:
+            metrics.watch_relay(relay)
         hub = HubServer(
             hub_type,
             options=hub_options(settings, worker_processes=worker_processes),
             lifetime_manager=lifetime_manager(valkey, "AppHub"),
-            relay=relay_for(settings, valkey),
+            relay=relay,
             authenticate=seen_identity,
             origin_allowed=websocket_origin_allowed,
             hub_factory=lambda: hub_type(services_box[0]),

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from hero.platform.hub import TypingObserver
 from hero.platform.rate_limit import FixedWindowLimiter
-from hero.realtime.endpoint import ConnectionEndpoint
+from hero.realtime.endpoint import ConnectionEndpoint, Relay
 from hero.realtime.server import ConnectionObserver, HubConnection, LimitObserver
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -88,6 +88,32 @@ class _RateLimits(Collector):
         yield evicted
 
 
+class _Relay(Collector):
+    """The request relay's counts (requests to and from other instances), at scrape time."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        relay = self._relay
+        for name, text, value in (
+            (
+                "hero_relay_forwarded",
+                "Requests relayed to the instance owning their connection.",
+                relay.relayed,
+            ),
+            (
+                "hero_relay_owner_gone",
+                "Relayed requests answered 404: the owner was gone.",
+                relay.owner_gone,
+            ),
+            ("hero_relay_served", "Requests served here for another instance.", relay.served),
+        ):
+            family = CounterMetricFamily(name, text)
+            family.add_metric([], value)
+            yield family
+
+
 class PlatformMetrics(ConnectionObserver, LimitObserver, TypingObserver):
     """Observer for the hub runtime and AppHub, backed by its own registry."""
 
@@ -149,6 +175,10 @@ class PlatformMetrics(ConnectionObserver, LimitObserver, TypingObserver):
         """Export the limiters' counts under their names as the `limit` label, and the
         endpoint's refusals by the connections-per-user limit (call once)."""
         self.registry.register(_RateLimits(limiters, endpoint))
+
+    def watch_relay(self, relay: Relay) -> None:
+        """Export the request relay's counts (call once)."""
+        self.registry.register(_Relay(relay))
 
     # ConnectionObserver
     def connected(self, connection: HubConnection) -> None:

@@ -139,6 +139,10 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()
         self.relayed = 0
         """Requests forwarded to another instance so far (a metric)."""
+        self.owner_gone = 0
+        """Forwarded requests answered 404 because their owner was gone (a metric)."""
+        self.served = 0
+        """Requests served here for another instance (a metric)."""
 
     @property
     def name(self) -> str:
@@ -186,10 +190,12 @@ class Relay:
         gone = asyncio.ensure_future(_disconnected(receive))
         try:
             if await self.bus.publish(owner, _encoder.encode(request)) == 0:
+                self.owner_gone += 1
                 await respond(send, 404, b"No Connection with that ID", content_type=b"text/plain")
                 return
             await self._relay_response(owner, rid, waiting, gone, send, timeout)
         except RelayError:
+            self.owner_gone += 1
             await respond(send, 404, b"No Connection with that ID", content_type=b"text/plain")
         finally:
             self._forwarded.pop(rid, None)
@@ -267,6 +273,7 @@ class Relay:
 
     async def _serve(self, request: Request) -> None:
         assert self._app is not None
+        self.served += 1
         served = _Served(asyncio.Semaphore(self._window))
         self._served[request.rid] = served
         scope: dict[str, Any] = {
