@@ -17,6 +17,7 @@ import platform
 import resource
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -380,3 +381,17 @@ def _dechunk(body: bytes) -> bytes:
         start = line_end + 2
         out += body[start : start + size]
         pos = start + size + 2
+
+
+def drain(process: subprocess.Popen[str]) -> threading.Thread:
+    """Read a server's output in the background once it has started: a full pipe would
+    block its logging, and with it the server."""
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for _ in process.stdout:
+            pass
+
+    thread = threading.Thread(target=pump, name="drain-server-output", daemon=True)
+    thread.start()
+    return thread

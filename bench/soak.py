@@ -31,6 +31,7 @@ from typing import Any
 from benchlib import (
     Counter,
     WsClient,
+    drain,
     git_state,
     http_post,
     machine_info,
@@ -104,6 +105,7 @@ def start_server(port_file: Path) -> tuple[subprocess.Popen[str], int]:
         found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
         if found:
             port_file.write_text(found.group(1))
+            drain(process)
             return process, int(found.group(1))
     process.kill()
     raise RuntimeError("hero conformance-server did not start")
