@@ -8,7 +8,7 @@
 // Protocol: one JSON object per line.
 //   stdin  (commands): {"id": n, "op": "connect" | "invoke" | "send" | "stop" | "state" | "exit", ...}
 //     connect {name, url, tokens?: [first, ...later], transport?, protocol?, reconnect?: bool | [ms...],
-//              targets?: [target...]}
+//              targets?: [target...], instances?: [base...], failover?: [base...]}
 //              accessTokenFactory returns tokens[0] until start() has resolved and the last token
 //              afterwards (fresh credentials for reconnects); no tokens: no factory at all.
 //     invoke  {name, method, args}      -> the hub method's result
@@ -19,6 +19,7 @@
 //                        "statusCode": n | null, "errorType": "..."}
 //   stdout (events):   {"event": "message", "conn": name, "target": t, "args": [...]}
 //                      {"event": "reconnecting" | "reconnected" | "close", "conn": name, "error"?, "connectionId"?}
+//                      {"event": "failover", "conn": name, "to": base}   (a `failover` connection moved on)
 // Client logs go to stderr (HERO_INTEROP_LOG=debug for a trace). End of stdin stops every
 // connection and exits, so the process never outlives the test.
 
@@ -62,39 +63,75 @@ function get(name) {
     return connection;
 }
 
-// Every request and socket of a connection goes to a randomly chosen instance: the client's
-// HTTP requests (negotiate, each poll, each send, the DELETE), its EventSource and its
-// WebSocket. This is a load balancer without affinity, inside the client.
-function scatter(instances) {
-    const pick = (url) => {
-        const target = new URL(url);
-        const chosen = new URL(instances[Math.floor(Math.random() * instances.length)]);
-        target.protocol = target.protocol.startsWith("ws") ? chosen.protocol.replace("http", "ws") : chosen.protocol;
-        target.host = chosen.host;
-        return target.toString();
-    };
+// `url` sent to the instance at `base` (http://host:port), keeping its path and query.
+function moved(url, base) {
+    const target = new URL(url);
+    const chosen = new URL(base);
+    target.protocol = target.protocol.startsWith("ws") ? chosen.protocol.replace("http", "ws") : chosen.protocol;
+    target.host = chosen.host;
+    return target.toString();
+}
+
+// The client's HTTP requests, EventSource and WebSocket, each sent where `pick(url)` says.
+function routed(pick, sendHttp) {
     const inner = new signalR.DefaultHttpClient(logger);
-    class ScatteringHttpClient extends signalR.HttpClient {
+    class RoutingHttpClient extends signalR.HttpClient {
         send(request) {
-            return inner.send({ ...request, url: pick(request.url) });
+            return sendHttp ? sendHttp(inner, request) : inner.send({ ...request, url: pick(request.url) });
         }
         getCookieString(url) {
             return inner.getCookieString(url);
         }
     }
     const BaseEventSource = require("eventsource");
-    class ScatteringEventSource extends BaseEventSource {
+    class RoutingEventSource extends BaseEventSource {
         constructor(url, init) {
             super(pick(url), init);
         }
     }
     const BaseWebSocket = require("ws");
-    class ScatteringWebSocket extends BaseWebSocket {
+    class RoutingWebSocket extends BaseWebSocket {
         constructor(url, protocols, init) {
             super(pick(url), protocols, init);
         }
     }
-    return { httpClient: new ScatteringHttpClient(), EventSource: ScatteringEventSource, WebSocket: ScatteringWebSocket };
+    return { httpClient: new RoutingHttpClient(), EventSource: RoutingEventSource, WebSocket: RoutingWebSocket };
+}
+
+// Every request and socket of a connection goes to a randomly chosen instance: the client's
+// HTTP requests (negotiate, each poll, each send, the DELETE), its EventSource and its
+// WebSocket. This is a load balancer without affinity, inside the client.
+function scatter(instances) {
+    return routed((url) => moved(url, instances[Math.floor(Math.random() * instances.length)]));
+}
+
+// Sticky failover, the client's list of instances: everything goes to the current instance
+// (the first at start); an HTTP request that cannot reach it at all (refused, reset: not an
+// HTTP status) moves the connection to the next instance and is sent again there. A
+// reconnect's negotiate therefore lands on a live instance, and its WebSocket, EventSource
+// and polls follow it there.
+function failover(name, instances) {
+    let current = 0;
+    const pick = (url) => moved(url, instances[current]);
+    const unreachable = (error) =>
+        !(error instanceof signalR.HttpError || error instanceof signalR.AbortError || error instanceof signalR.TimeoutError);
+    const sendHttp = async (inner, request) => {
+        for (let tried = 1; ; tried++) {
+            const at = current;
+            try {
+                return await inner.send({ ...request, url: pick(request.url) });
+            } catch (error) {
+                if (tried >= instances.length || !unreachable(error)) {
+                    throw error;
+                }
+                if (current === at) {
+                    current = (current + 1) % instances.length;
+                    emit({ event: "failover", conn: name, to: instances[current] });
+                }
+            }
+        }
+    };
+    return routed(pick, sendHttp);
 }
 
 async function connect(command) {
@@ -113,6 +150,8 @@ async function connect(command) {
     }
     if (Array.isArray(command.instances) && command.instances.length) {
         Object.assign(options, scatter(command.instances));
+    } else if (Array.isArray(command.failover) && command.failover.length) {
+        Object.assign(options, failover(name, command.failover));
     }
     let builder = new signalR.HubConnectionBuilder().withUrl(command.url, options).configureLogging(logger);
     if (command.protocol === "messagepack") {

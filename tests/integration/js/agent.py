@@ -41,7 +41,7 @@ class AgentError(Exception):
 
 @dataclass
 class Event:
-    kind: str  # "message" | "reconnecting" | "reconnected" | "close"
+    kind: str  # "message" | "reconnecting" | "reconnected" | "close" | "failover"
     target: str | None
     args: list[Any]
     data: dict[str, Any]
@@ -169,12 +169,15 @@ class NodeAgent:
         reconnect: bool | Sequence[int] = False,
         targets: Sequence[str] = (),
         instances: Sequence[str] = (),
+        failover: Sequence[str] = (),
         answers: Sequence[str] = (),
     ) -> str:
         """Start a connection (start() resolved); returns its connection id.
 
         `instances`: base URLs (`http://host:port`) of several servers; every HTTP request,
-        EventSource and WebSocket of the connection goes to a random one of them. `answers`:
+        EventSource and WebSocket of the connection goes to a random one of them. `failover`:
+        base URLs tried in turn: everything goes to the current one (the first at start) until
+        an HTTP request cannot reach it, then to the next (a `failover` event). `answers`:
         client methods that answer a client-result invocation with `answered <json arg>`."""
         self.events.setdefault(name, [])
         value = await self.call(
@@ -187,6 +190,7 @@ class NodeAgent:
             reconnect=reconnect if isinstance(reconnect, bool) else list(reconnect),
             targets=list(targets),
             instances=list(instances),
+            failover=list(failover),
             answers=list(answers),
         )
         return str(value["connectionId"])
