@@ -244,6 +244,11 @@ def faults_in_log(server: RunningServer) -> list[str]:
     ]
 
 
+def assert_no_faults(server: RunningServer) -> None:
+    """Fail with the server's log when it holds an ERROR / CRITICAL line or a traceback."""
+    assert faults_in_log(server) == [], f"{server.base_url} logged a fault:\n{server.log()}"
+
+
 def record(case: str, **figures: Any) -> None:
     """Print one run's figures and append them to $HERO_CHAOS_RESULTS when it is set."""
     print(f"chaos {case}: " + " ".join(f"{k}={v}" for k, v in figures.items()))
