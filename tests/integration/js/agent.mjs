@@ -63,46 +63,39 @@ function get(name) {
     return connection;
 }
 
-// `url` sent to the instance at `base` (http://host:port), keeping its path and query.
-function moved(url, base) {
-    const target = new URL(url);
-    const chosen = new URL(base);
-    target.protocol = target.protocol.startsWith("ws") ? chosen.protocol.replace("http", "ws") : chosen.protocol;
-    target.host = chosen.host;
-    return target.toString();
-}
-
-// The client's HTTP requests, EventSource and WebSocket, each sent where `pick(url)` says.
-function routed(pick, sendHttp) {
+// Every request and socket of a connection goes to a randomly chosen instance: the client's
+// HTTP requests (negotiate, each poll, each send, the DELETE), its EventSource and its
+// WebSocket. This is a load balancer without affinity, inside the client.
+function scatter(instances) {
+    const pick = (url) => {
+        const target = new URL(url);
+        const chosen = new URL(instances[Math.floor(Math.random() * instances.length)]);
+        target.protocol = target.protocol.startsWith("ws") ? chosen.protocol.replace("http", "ws") : chosen.protocol;
+        target.host = chosen.host;
+        return target.toString();
+    };
     const inner = new signalR.DefaultHttpClient(logger);
-    class RoutingHttpClient extends signalR.HttpClient {
+    class ScatteringHttpClient extends signalR.HttpClient {
         send(request) {
-            return sendHttp ? sendHttp(inner, request) : inner.send({ ...request, url: pick(request.url) });
+            return inner.send({ ...request, url: pick(request.url) });
         }
         getCookieString(url) {
             return inner.getCookieString(url);
         }
     }
     const BaseEventSource = require("eventsource");
-    class RoutingEventSource extends BaseEventSource {
+    class ScatteringEventSource extends BaseEventSource {
         constructor(url, init) {
             super(pick(url), init);
         }
     }
     const BaseWebSocket = require("ws");
-    class RoutingWebSocket extends BaseWebSocket {
+    class ScatteringWebSocket extends BaseWebSocket {
         constructor(url, protocols, init) {
             super(pick(url), protocols, init);
         }
     }
-    return { httpClient: new RoutingHttpClient(), EventSource: RoutingEventSource, WebSocket: RoutingWebSocket };
-}
-
-// Every request and socket of a connection goes to a randomly chosen instance: the client's
-// HTTP requests (negotiate, each poll, each send, the DELETE), its EventSource and its
-// WebSocket. This is a load balancer without affinity, inside the client.
-function scatter(instances) {
-    return routed((url) => moved(url, instances[Math.floor(Math.random() * instances.length)]));
+    return { httpClient: new ScatteringHttpClient(), EventSource: ScatteringEventSource, WebSocket: ScatteringWebSocket };
 }
 
 // Sticky failover, the client's list of instances: everything goes to the current instance
@@ -112,26 +105,50 @@ function scatter(instances) {
 // and polls follow it there.
 function failover(name, instances) {
     let current = 0;
-    const pick = (url) => moved(url, instances[current]);
+    const pick = (url) => {
+        const target = new URL(url);
+        const chosen = new URL(instances[current]);
+        target.protocol = target.protocol.startsWith("ws") ? chosen.protocol.replace("http", "ws") : chosen.protocol;
+        target.host = chosen.host;
+        return target.toString();
+    };
     const unreachable = (error) =>
         !(error instanceof signalR.HttpError || error instanceof signalR.AbortError || error instanceof signalR.TimeoutError);
-    const sendHttp = async (inner, request) => {
-        for (let tried = 1; ; tried++) {
-            const at = current;
-            try {
-                return await inner.send({ ...request, url: pick(request.url) });
-            } catch (error) {
-                if (tried >= instances.length || !unreachable(error)) {
-                    throw error;
-                }
-                if (current === at) {
-                    current = (current + 1) % instances.length;
-                    emit({ event: "failover", conn: name, to: instances[current] });
+    const inner = new signalR.DefaultHttpClient(logger);
+    class FailoverHttpClient extends signalR.HttpClient {
+        async send(request) {
+            for (let tried = 1; ; tried++) {
+                const at = current;
+                try {
+                    return await inner.send({ ...request, url: pick(request.url) });
+                } catch (error) {
+                    if (tried >= instances.length || !unreachable(error)) {
+                        throw error;
+                    }
+                    if (current === at) {
+                        current = (current + 1) % instances.length;
+                        emit({ event: "failover", conn: name, to: instances[current] });
+                    }
                 }
             }
         }
-    };
-    return routed(pick, sendHttp);
+        getCookieString(url) {
+            return inner.getCookieString(url);
+        }
+    }
+    const BaseEventSource = require("eventsource");
+    class FailoverEventSource extends BaseEventSource {
+        constructor(url, init) {
+            super(pick(url), init);
+        }
+    }
+    const BaseWebSocket = require("ws");
+    class FailoverWebSocket extends BaseWebSocket {
+        constructor(url, protocols, init) {
+            super(pick(url), protocols, init);
+        }
+    }
+    return { httpClient: new FailoverHttpClient(), EventSource: FailoverEventSource, WebSocket: FailoverWebSocket };
 }
 
 async function connect(command) {
@@ -148,10 +165,11 @@ async function connect(command) {
     if (command.transport) {
         options.transport = signalR.HttpTransportType[command.transport];
     }
+    if (Array.isArray(command.failover) && command.failover.length) {
+        Object.assign(options, failover(name, command.failover));
+    }
     if (Array.isArray(command.instances) && command.instances.length) {
         Object.assign(options, scatter(command.instances));
-    } else if (Array.isArray(command.failover) && command.failover.length) {
-        Object.assign(options, failover(name, command.failover));
     }
     let builder = new signalR.HubConnectionBuilder().withUrl(command.url, options).configureLogging(logger);
     if (command.protocol === "messagepack") {

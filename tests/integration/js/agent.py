@@ -173,11 +173,11 @@ class NodeAgent:
         answers: Sequence[str] = (),
     ) -> str:
         """Start a connection (start() resolved); returns its connection id.
+        `failover`: base URLs tried in turn: everything goes to the current one (the first at
+        start) until an HTTP request cannot reach it, then to the next (a `failover` event).
 
         `instances`: base URLs (`http://host:port`) of several servers; every HTTP request,
-        EventSource and WebSocket of the connection goes to a random one of them. `failover`:
-        base URLs tried in turn: everything goes to the current one (the first at start) until
-        an HTTP request cannot reach it, then to the next (a `failover` event). `answers`:
+        EventSource and WebSocket of the connection goes to a random one of them. `answers`:
         client methods that answer a client-result invocation with `answered <json arg>`."""
         self.events.setdefault(name, [])
         value = await self.call(
