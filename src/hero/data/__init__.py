@@ -13,6 +13,7 @@ from hero.data.columns import UtcDateTime, iso, utc_now
 from hero.data.database import Database, DatabaseError, Schema
 from hero.data.ids import new_id
 from hero.data.outbox import Outbox, OutboxEvent, OutboxModel, UnitOfWork
+from hero.data.unreachable import database_unreachable
 
 OUTBOX_MIGRATIONS = Path(__file__).parent / "migrations"
 """The outbox's migration folder (Alembic branch `outbox`)."""
@@ -27,6 +28,7 @@ __all__ = [
     "Schema",
     "UnitOfWork",
     "UtcDateTime",
+    "database_unreachable",
     "iso",
     "new_id",
     "utc_now",

@@ -173,7 +173,9 @@ class Outbox:
             if self._database.is_postgresql:
                 return await self._flush_postgresql(stream, wait=wait)
             return await self._flush_single_writer(stream)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
+            # OSError: the driver could not connect. The caller's transaction (if any) has
+            # committed; the dispatcher delivers what is left once the database is back.
             self.counters.failed += 1
             logger.warning(
                 "outbox: stream %s left for the dispatcher (database: %s)",

@@ -54,6 +54,7 @@ from hero.platform.presence import PresenceTracker
 from hero.platform.rate_limit import FixedWindowLimiter
 from hero.platform.schema import platform_schema
 from hero.platform.settings import Settings
+from hero.platform.unavailable import install_database_unavailable_handler
 from hero.platform.web import (
     Authenticator,
     PrincipalMiddleware,
@@ -510,6 +511,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    install_database_unavailable_handler(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

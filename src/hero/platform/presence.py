@@ -18,9 +18,10 @@ import logging
 from collections.abc import Iterable
 from uuid import UUID
 
-from hero.caching import CacheError, PresenceEntry, PresenceStore
+from hero.caching import CacheError, CacheUnavailableError, PresenceEntry, PresenceStore
 from hero.conventions import Events, tenant_group
 from hero.realtime import HubContext
+from hero.realtime.lifetime import BackplaneError
 
 logger = logging.getLogger("hero.presence")
 
@@ -145,6 +146,15 @@ class PresenceTracker:
             await asyncio.sleep(self._heartbeat)
             try:
                 await self.beat()
+            except (CacheUnavailableError, BackplaneError) as exc:
+                # Valkey is unreachable: an outage, not a fault; the next beat re-creates
+                # whatever entries the store lost meanwhile.
+                logger.warning(
+                    "presence heartbeat failed (%s: %s); next one in %g s",
+                    type(exc).__name__,
+                    exc,
+                    self._heartbeat,
+                )
             except Exception:
                 logger.exception("presence heartbeat failed")
 

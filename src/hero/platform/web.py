@@ -110,8 +110,8 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
     """Describe the REST API's errors as they are sent, in a FastAPI OpenAPI `document`
     (changed in place and returned): FastAPI documents a 422 `HTTPValidationError` the
     platform never sends; every operation answers client errors with problem+json instead,
-    400 for invalid input (when it takes any), 401 without a valid token, and `4XX` for the
-    rest (403, 404, 409, 413)."""
+    400 for invalid input (when it takes any), 401 without a valid token, `4XX` for the
+    rest (403, 404, 409, 413), and 503 while the database is unavailable."""
 
     def answer(description: str) -> dict[str, Any]:
         return {
@@ -129,6 +129,9 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("400", answer("Invalid input; `field` names it"))
             responses.setdefault("401", answer("No valid bearer token"))
             responses.setdefault("4XX", answer("Other client errors"))
+            responses.setdefault(
+                "503", answer("The database is unavailable; retry after `Retry-After` seconds")
+            )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name in _FASTAPI_VALIDATION:
         schemas.pop(name, None)

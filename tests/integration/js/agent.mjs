@@ -8,7 +8,7 @@
 // Protocol: one JSON object per line.
 //   stdin  (commands): {"id": n, "op": "connect" | "invoke" | "send" | "stop" | "state" | "exit", ...}
 //     connect {name, url, tokens?: [first, ...later], transport?, protocol?, reconnect?: bool | [ms...],
-//              targets?: [target...]}
+//              targets?: [target...], instances?: [base...], failover?: [base...]}
 //              accessTokenFactory returns tokens[0] until start() has resolved and the last token
 //              afterwards (fresh credentials for reconnects); no tokens: no factory at all.
 //     invoke  {name, method, args}      -> the hub method's result
@@ -19,6 +19,7 @@
 //                        "statusCode": n | null, "errorType": "..."}
 //   stdout (events):   {"event": "message", "conn": name, "target": t, "args": [...]}
 //                      {"event": "reconnecting" | "reconnected" | "close", "conn": name, "error"?, "connectionId"?}
+//                      {"event": "failover", "conn": name, "to": base}   (a `failover` connection moved on)
 // Client logs go to stderr (HERO_INTEROP_LOG=debug for a trace). End of stdin stops every
 // connection and exits, so the process never outlives the test.
 
@@ -100,6 +101,59 @@ function scatter(instances, negotiateOn) {
     return { httpClient: new ScatteringHttpClient(), EventSource: ScatteringEventSource, WebSocket: ScatteringWebSocket };
 }
 
+// Sticky failover, the client's list of instances: everything goes to the current instance
+// (the first at start); an HTTP request that cannot reach it at all (refused, reset: not an
+// HTTP status) moves the connection to the next instance and is sent again there. A
+// reconnect's negotiate therefore lands on a live instance, and its WebSocket, EventSource
+// and polls follow it there.
+function failover(name, instances) {
+    let current = 0;
+    const pick = (url) => {
+        const target = new URL(url);
+        const chosen = new URL(instances[current]);
+        target.protocol = target.protocol.startsWith("ws") ? chosen.protocol.replace("http", "ws") : chosen.protocol;
+        target.host = chosen.host;
+        return target.toString();
+    };
+    const unreachable = (error) =>
+        !(error instanceof signalR.HttpError || error instanceof signalR.AbortError || error instanceof signalR.TimeoutError);
+    const inner = new signalR.DefaultHttpClient(logger);
+    class FailoverHttpClient extends signalR.HttpClient {
+        async send(request) {
+            for (let tried = 1; ; tried++) {
+                const at = current;
+                try {
+                    return await inner.send({ ...request, url: pick(request.url) });
+                } catch (error) {
+                    if (tried >= instances.length || !unreachable(error)) {
+                        throw error;
+                    }
+                    if (current === at) {
+                        current = (current + 1) % instances.length;
+                        emit({ event: "failover", conn: name, to: instances[current] });
+                    }
+                }
+            }
+        }
+        getCookieString(url) {
+            return inner.getCookieString(url);
+        }
+    }
+    const BaseEventSource = require("eventsource");
+    class FailoverEventSource extends BaseEventSource {
+        constructor(url, init) {
+            super(pick(url), init);
+        }
+    }
+    const BaseWebSocket = require("ws");
+    class FailoverWebSocket extends BaseWebSocket {
+        constructor(url, protocols, init) {
+            super(pick(url), protocols, init);
+        }
+    }
+    return { httpClient: new FailoverHttpClient(), EventSource: FailoverEventSource, WebSocket: FailoverWebSocket };
+}
+
 async function connect(command) {
     if (connections.has(command.name)) {
         throw new Error(`connection ${command.name} exists`);
@@ -113,6 +167,9 @@ async function connect(command) {
     }
     if (command.transport) {
         options.transport = signalR.HttpTransportType[command.transport];
+    }
+    if (Array.isArray(command.failover) && command.failover.length) {
+        Object.assign(options, failover(name, command.failover));
     }
     if (Array.isArray(command.instances) && command.instances.length) {
         Object.assign(options, scatter(command.instances, command.negotiateOn));

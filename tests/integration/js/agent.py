@@ -41,7 +41,7 @@ class AgentError(Exception):
 
 @dataclass
 class Event:
-    kind: str  # "message" | "reconnecting" | "reconnected" | "close"
+    kind: str  # "message" | "reconnecting" | "reconnected" | "close" | "failover"
     target: str | None
     args: list[Any]
     data: dict[str, Any]
@@ -169,10 +169,13 @@ class NodeAgent:
         reconnect: bool | Sequence[int] = False,
         targets: Sequence[str] = (),
         instances: Sequence[str] = (),
+        failover: Sequence[str] = (),
         answers: Sequence[str] = (),
         negotiate_on: str | None = None,
     ) -> str:
         """Start a connection (start() resolved); returns its connection id.
+        `failover`: base URLs tried in turn: everything goes to the current one (the first at
+        start) until an HTTP request cannot reach it, then to the next (a `failover` event).
 
         `instances`: base URLs (`http://host:port`) of several servers; every HTTP request,
         EventSource and WebSocket of the connection goes to a random one of them (with
@@ -189,6 +192,7 @@ class NodeAgent:
             reconnect=reconnect if isinstance(reconnect, bool) else list(reconnect),
             targets=list(targets),
             instances=list(instances),
+            failover=list(failover),
             answers=list(answers),
             negotiateOn=negotiate_on,
         )

@@ -55,9 +55,10 @@ class UserDirectory:
         name = principal.name.strip() if principal.name else None
         try:
             await self._record(principal, name)
-        except SQLAlchemyError as exc:
-            # The directory is best effort: a database problem must not fail the request
-            # that carried the token (mentions of this user resolve once a later write works).
+        except (SQLAlchemyError, OSError) as exc:
+            # The directory is best effort: a database problem (OSError: the driver could not
+            # connect) must not fail the request that carried the token (mentions of this user
+            # resolve once a later write works).
             logger.warning("user directory not updated: %s", type(exc).__name__)
             return
         if len(self._written) >= self._cache_size:
