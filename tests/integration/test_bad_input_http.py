@@ -20,6 +20,7 @@ import time
 import httpx
 import pytest
 
+from hero.realtime.transports import ConnectionState
 from tests.integration.conftest import InProcessServer
 from tests.integration.raw_peer import (
     CLOSE_WITH_ERROR_JSON,
@@ -27,7 +28,6 @@ from tests.integration.raw_peer import (
     URL_SAFE,
     RawPeer,
     assert_healthy,
-    eventually,
     handshake_request,
     negotiate,
     open_ws,
@@ -391,11 +391,7 @@ async def test_checklist_24_delete_ends_pending_poll_with_204(
     connection = short_timeout_server.hub.endpoint.connections.get(token)
     assert connection is not None
     pending = asyncio.create_task(short_http.get(HUB_PATH, params={"id": token}))
-
-    async def poll_is_pending() -> bool:
-        return connection.active_requests == 1
-
-    await eventually(poll_is_pending, 5 * unit, interval=0.005)
+    await asyncio.wait_for(connection.lifecycle.until(ConnectionState.ACTIVE), 5 * unit)
     deleted = await short_http.delete(HUB_PATH, params={"id": token})
     assert deleted.status_code == 202
     poll = await asyncio.wait_for(pending, 5 * unit)

@@ -13,6 +13,7 @@ import websockets
 
 from hero.realtime import EndpointOptions, HubServer, HubServerOptions
 from hero.realtime.testing import ConformanceHub
+from hero.realtime.transports import ConnectionState, Lifecycle
 from tests.integration.conftest import serve_in_process
 from tests.support.servers import UNIT
 
@@ -65,6 +66,12 @@ async def negotiate(base: str) -> str:
     body = response.json()
     assert body["useStatefulReconnect"] is True
     return str(body["connectionToken"])
+
+
+def lifecycle_of(hub: HubServer, token: str) -> Lifecycle:
+    connection = hub.endpoint.connections.get(token)
+    assert connection is not None
+    return connection.lifecycle
 
 
 def ws_url(base: str, token: str) -> str:
@@ -154,15 +161,67 @@ async def test_an_unresumed_connection_is_gone_after_the_disconnect_timeout(
     assert refused.value.response.status_code == 404
 
 
-async def test_a_clean_close_ends_a_stateful_connection_for_good(base_url: str) -> None:
+async def test_a_clean_close_ends_a_stateful_connection_for_good(
+    base_url: str, hub: HubServer
+) -> None:
     token, first = await connect(base_url)
+    lifecycle = lifecycle_of(hub, token)
     await first.ws.close()  # a close frame: not a drop
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            try:
-                late = await websockets.connect(ws_url(base_url, token), compression=None)
-            except websockets.InvalidStatus as refused:
-                assert refused.response.status_code == 404
-                return
-            await late.close()
-            await asyncio.sleep(0.05)  # the server is still unwinding the first socket
+    await asyncio.wait_for(lifecycle.until_disposed(), TIMEOUT)
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(ws_url(base_url, token), compression=None)
+    assert refused.value.response.status_code == 404
+
+
+async def test_a_dropped_socket_suspends_the_connection_until_the_client_resumes(
+    base_url: str, hub: HubServer
+) -> None:
+    token, first = await connect(base_url)
+    lifecycle = lifecycle_of(hub, token)
+    assert lifecycle.state is ConnectionState.ACTIVE
+    first.ws.transport.abort()
+    await asyncio.wait_for(lifecycle.until(ConnectionState.SUSPENDED), TIMEOUT)
+    second = Peer(await websockets.connect(ws_url(base_url, token), compression=None))
+    assert await second.next() == {"type": 9, "sequenceId": 1}
+    assert lifecycle.state is ConnectionState.ACTIVE
+    await second.send(invocation("1", "Add", 2, 3))
+    assert (await second.next(completion_of("1")))["result"] == 5
+    await second.ws.close()
+
+
+async def test_a_resume_while_the_old_socket_is_still_open_retires_that_socket(
+    base_url: str, hub: HubServer
+) -> None:
+    token, first = await connect(base_url)
+    await first.send(invocation("1", "Add", 1, 2))
+    assert (await first.next(completion_of("1")))["result"] == 3
+    lifecycle = lifecycle_of(hub, token)
+    second = Peer(await websockets.connect(ws_url(base_url, token), compression=None))
+    assert await second.next() == {"type": 9, "sequenceId": 1}
+    assert (await second.next())["invocationId"] == "1"  # replayed: never acknowledged
+    assert lifecycle.state is ConnectionState.ACTIVE
+    with pytest.raises(websockets.ConnectionClosed):
+        async with asyncio.timeout(TIMEOUT):
+            while True:  # the server let go of the first socket
+                await first.ws.recv()
+    await second.send(invocation("2", "Add", 2, 2))
+    assert (await second.next(completion_of("2")))["result"] == 4
+    await second.ws.close()
+
+
+async def test_a_resumed_socket_can_itself_be_retired_by_a_later_resume(
+    base_url: str, hub: HubServer
+) -> None:
+    token, first = await connect(base_url)
+    await first.send(invocation("1", "Add", 1, 2))
+    await first.next(completion_of("1"))
+    lifecycle = lifecycle_of(hub, token)
+    second = Peer(await websockets.connect(ws_url(base_url, token), compression=None))
+    assert await second.next() == {"type": 9, "sequenceId": 1}
+    third = Peer(await websockets.connect(ws_url(base_url, token), compression=None))
+    assert await third.next() == {"type": 9, "sequenceId": 1}
+    assert (await third.next())["invocationId"] == "1"
+    assert lifecycle.state is ConnectionState.ACTIVE
+    await third.send(invocation("2", "Add", 2, 2))
+    assert (await third.next(completion_of("2")))["result"] == 4
+    await third.ws.close()

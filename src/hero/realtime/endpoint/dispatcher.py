@@ -9,7 +9,6 @@ the status codes of docs/protocol.md §3.1, and hands each logical connection to
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -25,7 +24,13 @@ from hero.realtime.protocol.negotiate import (
     encode_negotiate_error,
     select_version,
 )
-from hero.realtime.transports import ANONYMOUS, Connection, Identity, TransportKind
+from hero.realtime.transports import (
+    ANONYMOUS,
+    Connection,
+    ConnectionState,
+    Identity,
+    TransportKind,
+)
 from hero.realtime.transports.asgi import (
     Receive,
     Scope,
@@ -237,7 +242,7 @@ class ConnectionEndpoint:
             and version > 0
             and _flag(query, "usestatefulreconnect")
         )
-        connection.stateful_negotiated = stateful
+        connection.lifecycle.stateful_negotiated = stateful
         body = NegotiateResponse(
             version=version,
             connection_id=connection.connection_id,
@@ -261,7 +266,7 @@ class ConnectionEndpoint:
             await reply(400, b"Connection ID required", b"text/plain")
             return None, None
         connection = self.connections.get(token)
-        if connection is None or connection.disposed:
+        if connection is None or connection.lifecycle.disposed:
             await reply(404, b"No Connection with that ID", b"text/plain")
             return None, None
         owner = connection.identity.user_id
@@ -299,10 +304,11 @@ class ConnectionEndpoint:
             if connection.transport not in (None, TransportKind.WEBSOCKETS):
                 await reject_websocket(scope, send, 400, b"Cannot change transports mid-connection")
                 return
-            if connection.stateful and connection.transport is TransportKind.WEBSOCKETS:
+            lifecycle = connection.lifecycle
+            if lifecycle.resumable and connection.transport is TransportKind.WEBSOCKETS:
                 await self._resume_websocket(scope, connection, receive, send)
                 return
-            if connection.active_requests or self.connections.started(connection):
+            if lifecycle.requests or lifecycle.state is not ConnectionState.NEGOTIATED:
                 await reject_websocket(scope, send, 409)
                 return
         else:
@@ -315,7 +321,7 @@ class ConnectionEndpoint:
                 return
             connection = self.connections.create(identity)  # skipNegotiation
         # Claimed before the first await: a second upgrade for this id now gets 409.
-        connection.active_requests += 1
+        connection.lifecycle.request_started()
         await self._pump_websocket(connection, receive, send, resume=False)
 
     async def _reject_user_limit(self, scope: Scope, send: Send) -> None:
@@ -327,47 +333,47 @@ class ConnectionEndpoint:
     ) -> None:
         """Accept the upgrade, then attach it to the connection: a new one starts the hub,
         a resumed one (stateful reconnect) has the hub replay first. The caller has already
-        counted this request in `active_requests`; it is released here."""
+        counted this request in the connection's lifecycle; it is released here."""
+        lifecycle = connection.lifecycle
+        took_over = False
         try:
             message = await receive()
             if message["type"] != "websocket.connect":  # pragma: no cover - ASGI guarantees it
                 return
             await send({"type": "websocket.accept"})
             if resume:
-                connection.suspended = False
-                if connection.on_resume is not None:
-                    connection.on_resume()
-            else:
-                self.connections.start(connection, TransportKind.WEBSOCKETS)
+                lifecycle.resumed()
+                took_over = True
+            elif not self.connections.start(connection, TransportKind.WEBSOCKETS):
+                return  # another transport started it, or it ended, while this one was accepted
             await run_websocket(
                 connection, receive, send, send_timeout=self.options.transport_send_timeout
             )
         finally:
-            connection.active_requests -= 1
+            if resume and not took_over:
+                lifecycle.resume_failed()
+            lifecycle.request_ended()
 
     async def _resume_websocket(
         self, scope: Scope, connection: Connection, receive: Receive, send: Send
     ) -> None:
         """A stateful client reconnects with the same id (docs/protocol.md §8.3): the old socket, if
         still open, is retired; the hub replays what the client has not acknowledged."""
-        if connection.resuming:
+        lifecycle = connection.lifecycle
+        if not lifecycle.begin_resume():
             await reject_websocket(scope, send, 409)  # another resume is under way
             return
-        connection.resuming = True
         try:
-            old = connection.socket_superseded
-            if old is not None:
-                old.set()
-            try:
-                async with asyncio.timeout(self.options.disconnect_timeout):
-                    while connection.active_requests:  # noqa: ASYNC110 - old pump unwinding
-                        await asyncio.sleep(0.005)
-            except TimeoutError:
-                await reject_websocket(scope, send, 409)
-                return
-            connection.active_requests += 1
-        finally:
-            connection.resuming = False
+            async with asyncio.timeout(self.options.disconnect_timeout):
+                await lifecycle.until_idle()  # the old socket's pump unwinding
+        except TimeoutError:
+            lifecycle.resume_failed()
+            await reject_websocket(scope, send, 409)
+            return
+        except BaseException:
+            lifecycle.resume_failed()
+            raise
+        lifecycle.request_started()
         await self._pump_websocket(connection, receive, send, resume=True)
 
     async def _transport_request(
@@ -391,25 +397,26 @@ class ConnectionEndpoint:
         connection = await self._transport_request(scope, send, TransportKind.SERVER_SENT_EVENTS)
         if connection is None:
             return
-        if connection.active_requests or self.connections.started(connection):
+        lifecycle = connection.lifecycle
+        if lifecycle.requests or lifecycle.state is not ConnectionState.NEGOTIATED:
             await respond(send, 409, content_type=None)
             return
-        connection.active_requests += 1
+        lifecycle.request_started()
         self.connections.start(connection, TransportKind.SERVER_SENT_EVENTS)
         try:
             await run_server_sent_events(
                 connection, receive, send, send_timeout=self.options.transport_send_timeout
             )
         finally:
-            connection.active_requests -= 1
+            lifecycle.request_ended()
 
     async def _long_poll(self, scope: Scope, receive: Receive, send: Send) -> None:
         connection = await self._transport_request(scope, send, TransportKind.LONG_POLLING)
         if connection is None:
             return
-        if not self.connections.started(connection) and connection.transport is None:
-            # First poll: activate the connection and return at once (docs/protocol.md §3.5).
-            connection.last_seen = time.monotonic()
+        if connection.lifecycle.state is ConnectionState.NEGOTIATED:
+            # First poll: activate the connection and return at once (docs/protocol.md §3.5);
+            # it then waits for the next poll.
             self.connections.start(connection, TransportKind.LONG_POLLING)
             await respond(send, 200, content_type=b"application/octet-stream")
             return
@@ -430,7 +437,7 @@ class ConnectionEndpoint:
         # poll; nothing reads the connection until a transport starts it, so such early
         # data may fill the inbound buffer but never wait for room.
         early = connection.transport is None
-        connection.active_requests += 1
+        connection.lifecycle.request_started()
         try:
             while True:
                 message = await receive()
@@ -448,7 +455,7 @@ class ConnectionEndpoint:
                     break
         finally:
             # Sends do not keep a long-polling connection alive: only polls do (checklist 25).
-            connection.active_requests -= 1
+            connection.lifecycle.request_ended()
         await respond(send, 200, content_type=b"text/plain")
 
     async def _delete(self, scope: Scope, send: Send) -> None:

@@ -12,7 +12,8 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from hero.realtime.transports import Connection, Identity, TransportKind
+from hero.realtime.transports import Connection, ConnectionState, Identity, TransportKind
+from hero.realtime.transports.lifecycle import AWAITING_CLIENT
 
 logger = logging.getLogger("hero.realtime.connections")
 
@@ -139,18 +140,22 @@ class ConnectionManager:
     def get(self, token: str) -> Connection | None:
         return self._by_token.get(token)
 
-    def started(self, connection: Connection) -> bool:
-        return connection.connection_token in self._tasks
-
-    def start(self, connection: Connection, transport: TransportKind) -> None:
-        """Attach the transport kind and run the application for this connection."""
+    def start(self, connection: Connection, transport: TransportKind) -> bool:
+        """Attach the transport kind and run the application for this connection. False
+        (nothing done) unless the connection is still NEGOTIATED."""
+        lifecycle = connection.lifecycle
+        if lifecycle.state is not ConnectionState.NEGOTIATED:
+            return False
         connection.transport = transport
-        if connection.connection_token in self._tasks:
-            return
+        polling = transport is TransportKind.LONG_POLLING
+        lifecycle.transition(
+            ConnectionState.WAITING_FOR_POLL if polling else ConnectionState.ACTIVE
+        )
         task = asyncio.get_running_loop().create_task(
             self._run(connection), name=f"hero-connection-{connection.connection_id}"
         )
         self._tasks[connection.connection_token] = task
+        return True
 
     async def _run(self, connection: Connection) -> None:
         try:
@@ -168,11 +173,10 @@ class ConnectionManager:
     def dispose(self, connection: Connection) -> None:
         """The connection is over: the application reads end of stream, the id is dropped."""
         connection.client_gone()
-        connection.disposed = True
         self._forget(connection)
 
     def _forget(self, connection: Connection) -> None:
-        connection.disposed = True
+        connection.lifecycle.dispose()
         if self._by_token.get(connection.connection_token) is connection:
             del self._by_token[connection.connection_token]
             user = connection.identity.user_id
@@ -200,18 +204,13 @@ class ConnectionManager:
     def reap(self, now: float) -> None:
         """Dispose connections inactive for longer than the disconnect timeout: negotiated
         but never used, long polling with no poll in progress, or a stateful WebSocket
-        connection whose socket dropped and was not resumed."""
+        connection whose socket dropped and was not resumed (the AWAITING_CLIENT states), with
+        no request in flight."""
         for connection in list(self._by_token.values()):
-            if connection.active_requests:
+            lifecycle = connection.lifecycle
+            if lifecycle.requests or lifecycle.state not in AWAITING_CLIENT:
                 continue
-            idle = now - connection.last_seen
-            if idle < self._disconnect_timeout:
-                continue
-            if (
-                connection.transport is None
-                or connection.transport is TransportKind.LONG_POLLING
-                or connection.suspended
-            ):
+            if now - lifecycle.last_seen >= self._disconnect_timeout:
                 logger.debug("reaping inactive connection %s", connection.connection_id)
                 self.dispose(connection)
 

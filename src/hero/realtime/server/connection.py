@@ -141,7 +141,7 @@ class HubConnection:
     def dropped(self) -> bool:
         """Disconnected as a slow consumer: its send queue filled up, or a write to it
         blocked past the transport's send timeout."""
-        return self._dropped or self.transport.stalled_writing
+        return self._dropped or self.transport.lifecycle.stalled
 
     @property
     def connection_id(self) -> str:
@@ -169,8 +169,7 @@ class HubConnection:
         """Keep sent messages for replay; the transport keeps the connection across a
         dropped socket and calls `resume` when the client comes back."""
         self.replay = ReplayBuffer(buffer_limit)
-        self.transport.stateful = True
-        self.transport.on_resume = self.resume
+        self.transport.lifecycle.allow_resume(self.resume)
 
     def resume(self) -> None:
         """A new socket for this connection: Sequence, then every unacknowledged message

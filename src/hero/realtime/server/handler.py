@@ -113,7 +113,7 @@ class HubConnectionHandler:
         connection = HubConnection(transport, protocol)
         if (
             version >= STATEFUL_RECONNECT_VERSION
-            and transport.stateful_negotiated
+            and transport.lifecycle.stateful_negotiated
             and transport.transport is TransportKind.WEBSOCKETS
         ):
             connection.enable_stateful_reconnect(self._options.stateful_reconnect_buffer_size)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 from hero.realtime.transports.asgi import NO_CACHE_HEADERS, Receive, Send, respond
 from hero.realtime.transports.pipe import Connection
@@ -20,15 +19,10 @@ async def run_poll(
     connection: Connection, receive: Receive, send: Send, *, poll_timeout: float
 ) -> bool:
     """Serve one poll. Returns False when the connection is over (204 was sent)."""
-    previous = connection.poll_superseded
-    if previous is not None:
-        previous.set()
-    superseded = asyncio.Event()
-    connection.poll_superseded = superseded
-    connection.active_requests += 1
+    holder = connection.lifecycle.begin_poll()
     try:
         reader = asyncio.ensure_future(connection.outbound.read())
-        replaced = asyncio.ensure_future(superseded.wait())
+        replaced = asyncio.ensure_future(holder.wait())
         gone = asyncio.ensure_future(_client_disconnect(receive))
         try:
             done, _ = await asyncio.wait(
@@ -57,10 +51,7 @@ async def run_poll(
         await respond(send, 200, content_type=b"text/plain", headers=NO_CACHE_HEADERS)
         return True
     finally:
-        connection.active_requests -= 1
-        connection.last_seen = time.monotonic()
-        if connection.poll_superseded is superseded:
-            connection.poll_superseded = None
+        connection.lifecycle.end_poll(holder)
 
 
 async def _client_disconnect(receive: Receive) -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from hero.realtime.protocol import TransferFormat
+from hero.realtime.transports.lifecycle import Lifecycle
 
 
 class TransportKind(StrEnum):
@@ -225,20 +225,16 @@ class Connection:
         self.transfer_format = TransferFormat.TEXT
         self.items: dict[str, Any] = {}
         self.created_at = time.monotonic()
-        self.last_seen = self.created_at
-        self.active_requests = 0
-        self.disposed = False
-        self.poll_superseded: asyncio.Event | None = None
-        self.stalled_writing = False
-        # Stateful reconnect (docs/protocol.md §8): agreed at negotiate, switched on by the hub
-        # after a version-2 handshake on WebSockets. A dropped socket then only suspends the
-        # connection until the client resumes it with a new socket (or it is reaped).
-        self.stateful_negotiated = False
-        self.stateful = False
-        self.suspended = False
-        self.resuming = False
-        self.on_resume: Callable[[], None] | None = None
-        self.socket_superseded: asyncio.Event | None = None
+        # Every change of the connection's state goes through this (transports/lifecycle.py):
+        # stateful reconnect (docs/protocol.md §8) is agreed at negotiate and switched on by
+        # the hub after a version-2 handshake on WebSockets; a dropped socket then only
+        # suspends the connection until the client resumes it (or it is reaped).
+        self.lifecycle = Lifecycle()
+
+    @property
+    def suspended(self) -> bool:
+        """Messages cannot go out now (stateful reconnect, waiting for a resume)."""
+        return self.lifecycle.suspended
 
     @property
     def supported_formats(self) -> TransferFormat:
@@ -261,7 +257,7 @@ class Connection:
     def stalled(self) -> None:
         """A write to the client blocked past the transport send timeout: the client is not
         reading. The connection ends like one whose client left (a slow consumer)."""
-        self.stalled_writing = True
+        self.lifecycle.stalled = True
         self.close()
         self.client_gone()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+from typing import Any
 
 from hero.realtime.protocol import TransferFormat
 from hero.realtime.transports.asgi import Receive, Send
@@ -64,13 +64,13 @@ async def run_websocket(
 
     reader = asyncio.ensure_future(pump_in())
     writer = asyncio.ensure_future(pump_out())
-    tasks = {reader, writer}
-    superseded: asyncio.Event | None = None
-    if connection.stateful_negotiated:
+    tasks: set[asyncio.Future[Any]] = {reader, writer}
+    lifecycle = connection.lifecycle
+    holder = None
+    if lifecycle.stateful_negotiated:
         # Only a stateful connection can be taken over by a new socket (a resume).
-        superseded = asyncio.Event()
-        connection.socket_superseded = superseded
-        tasks.add(asyncio.ensure_future(superseded.wait()))
+        holder = lifecycle.take_over()
+        tasks.add(asyncio.ensure_future(holder.wait()))
     replaced = tasks - {reader, writer}
     suspend = False
     try:
@@ -91,18 +91,18 @@ async def run_websocket(
             with contextlib.suppress(BaseException):
                 await writer
             with contextlib.suppress(BaseException):
-                suspend = reader.result() and connection.stateful
+                suspend = reader.result() and lifecycle.resumable
     finally:
         for task in tasks:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if superseded is not None and connection.socket_superseded is superseded:
-            connection.socket_superseded = None
+        if holder is not None:
+            lifecycle.release(holder)
         if suspend:
             # Stateful reconnect: keep the hub connection; the client comes back with the
             # same id (or the reaper ends it after the disconnect timeout).
-            connection.suspended = True
-            connection.last_seen = time.monotonic()
+            lifecycle.touch()
+            lifecycle.socket_lost()
         else:
             connection.client_gone()
