@@ -223,7 +223,7 @@ def event_loop(pid: int) -> str:
     return "uvloop" if re.search(r"/uvloop/loop\.cpython[^/]*\.so", maps) else "asyncio"
 
 
-LATENCY_METRICS = ("p50_ms", "p99_ms", "max_ms")
+LATENCY_METRICS = ("p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_msg")
 
 
 def summarize_latency(result: dict[str, Any]) -> dict[str, Any]:
@@ -318,8 +318,9 @@ def markdown(report: dict[str, Any]) -> str:
 
 def latency_table(rows: dict[str, Any], ratios: dict[str, Any]) -> list[str]:
     lines = [
-        "| server | rate /s | p50 ms | p99 ms [min, max] | max ms | WS frames/msg | overlapped |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server | rate /s | p50 ms | p99 ms [min, max] | max ms | server CPU µs/msg | "
+        "WS frames/msg | overlapped |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind, summary in rows.items():
         for rate, row in summary["rates"].items():
@@ -327,7 +328,8 @@ def latency_table(rows: dict[str, Any], ratios: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {LABELS[kind]}{flag} | {rate} | {row['p50_ms']:.2f} | "
                 f"{row['p99_ms']:.2f} [{row['p99_ms_min']:.2f}, {row['p99_ms_max']:.2f}] | "
-                f"{row['max_ms']:.2f} | {row['frames_per_msg']:.3f} | {row['overlapped']} |"
+                f"{row['max_ms']:.2f} | {row['server_cpu_us_per_msg']:.2f} | "
+                f"{row['frames_per_msg']:.3f} | {row['overlapped']} |"
             )
     if ratios:
         rates = list(next(iter(ratios.values())))

@@ -321,6 +321,7 @@ async def _paced(
     messages: int,
     rate: float,
     timeout: float,
+    server_pid: int,
 ) -> dict[str, Any]:
     """`messages` single broadcasts, one every 1/`rate` s; latency of every receipt.
 
@@ -333,6 +334,7 @@ async def _paced(
     sent: list[float] = []
     overlapped = 0
     loop = asyncio.get_running_loop()
+    server_cpu0 = process_cpu_precise(server_pid)
     start = loop.time()
     for index in range(messages):
         delay = start + index / rate - loop.time()
@@ -346,6 +348,7 @@ async def _paced(
         async with asyncio.timeout(timeout):
             await counter.done.wait()
     complete = counter.done.is_set()
+    server_cpu1 = process_cpu_precise(server_pid)
     stamps = counter.stamps or []
     counter.stamps = None
     latencies: list[float] = []
@@ -365,6 +368,10 @@ async def _paced(
         "p50_ms": _percentile(latencies, 0.50),
         "p99_ms": _percentile(latencies, 0.99),
         "max_ms": latencies[-1] if latencies else 0.0,
+        # The whole paced window, idle time included (timers, pings), over every receipt.
+        "server_cpu_us_per_msg": (server_cpu1 - server_cpu0) * 1e6 / counter.messages
+        if server_cpu0 is not None and server_cpu1 is not None and counter.messages
+        else 0.0,
     }
 
 
@@ -414,6 +421,7 @@ async def _latency_runs(
         counter=counter,
         clients=args.clients,
         timeout=args.burst_timeout,
+        server_pid=args.server_pid,
     )
     warmup = await paced(messages=args.warmup, rate=max(args.rates))
     for index in range(args.repeat):
