@@ -124,7 +124,8 @@ async def run_websocket(
                     finally:
                         writer.idle = False
         finally:
-            outbound.sink = None
+            if outbound.sink == writer.flush:  # not a newer socket's (stateful resume)
+                outbound.sink = None
 
     reader = asyncio.ensure_future(pump_in())
     writer = asyncio.ensure_future(pump_out())
