@@ -66,10 +66,9 @@ class FrameWriter:
             outbound.wake()
             return
         while outbound.has_data:
-            coro = self._send(self.frame(outbound.take(MAX_FRAME_BYTES)))
             try:
-                blocked = first_step(coro)
-            except Exception as exc:
+                blocked = first_step(self._send(self.frame(outbound.take(MAX_FRAME_BYTES))))
+            except Exception as exc:  # the writer task raises it, as its own send would
                 blocked = (raise_later(exc).__await__(), None)
             if blocked is not None:
                 self._blocked = blocked
