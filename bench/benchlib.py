@@ -153,7 +153,7 @@ def process_rss_kib(pid: int) -> int:
 class Counter:
     """Deliveries seen by every connection of the client process."""
 
-    __slots__ = ("done", "frames", "last", "messages", "target")
+    __slots__ = ("done", "frames", "last", "messages", "stamps", "target")
 
     def __init__(self) -> None:
         self.messages = 0
@@ -161,12 +161,15 @@ class Counter:
         self.target = 0
         self.last = 0.0
         self.done = asyncio.Event()
+        self.stamps: list[tuple[float, int]] | None = None
+        """When a list: (perf_counter time, messages) per read that counted any."""
 
-    def arm(self, target: int) -> None:
+    def arm(self, target: int, *, stamps: bool = False) -> None:
         self.messages = 0
         self.frames = 0
         self.target = target
         self.last = 0.0
+        self.stamps = [] if stamps else None
         self.done.clear()
 
 
@@ -292,6 +295,8 @@ class WsClient(asyncio.Protocol):
         if messages:
             counter.messages += messages
             counter.frames += frames
+            if counter.stamps is not None:
+                counter.stamps.append((time.perf_counter(), messages))
             if counter.messages >= counter.target and not counter.done.is_set():
                 counter.last = time.perf_counter()
                 counter.done.set()

@@ -8,13 +8,19 @@ one client process holds every subscriber plus the publisher. Per server: connec
 the group, one warm-up burst, then `--repeat` measured bursts of `--messages` broadcasts of
 the same ~`--payload-bytes` JSON payload; the table shows the median of each metric.
 
-Two scenarios (`--scenario trigger|burst|both`, default both):
+Four scenarios (`--scenario`, comma-separated, or `all`, the default; `both` is
+trigger,burst):
 - trigger: the publisher sends one request per broadcast, back to back (hero: the stock
   `hero conformance-server`, `SendToGroup` invocations; socketio: `publish` events;
   ceiling: "P" frames). Models many independent events arriving together.
 - burst: one publisher request makes the server broadcast `--messages` times in a loop
   (hero: bench BenchHub's `Burst` served with HubServer+HubRoute, see fanout_servers.py).
   Models a backlog: whatever a connection has queued can go out in one frame.
+- context: one publisher request makes the server start `--messages` independent sends, each
+  its own task or loop callback (hero: BenchHub's `Scatter`, one `HubContext` send per task).
+  Models application code sending from many places at once.
+- latency: single triggers paced at each of `--rates` per second (`--latency-messages` per
+  rate and repeat); p50/p99/max from the trigger leaving the publisher to each receipt.
 Everything is bounded (per-step and whole-process timeouts) and cleaned up in `finally`.
 Prints a markdown table and writes the JSON results (bench/results/fanout-<date>.json).
 """
@@ -87,6 +93,8 @@ SERVERS: dict[str, ServerSpec] = {
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "trigger": ("hero", "socketio", "ceiling"),
     "burst": ("hero-bench", "socketio", "ceiling"),
+    "context": ("hero-bench", "socketio", "ceiling"),
+    "latency": ("hero", "socketio", "ceiling"),
 }
 LABELS = {"hero": "hero (SignalR JSON)", "socketio": "python-socketio (ASGI, uvicorn)"}
 LABELS["ceiling"] = "raw websockets ceiling"
@@ -156,6 +164,7 @@ def run_server(spec: ServerSpec) -> Iterator[Running]:
 def run_clients(
     spec: ServerSpec, server: Running, scenario: str, args: argparse.Namespace
 ) -> dict[str, Any]:
+    latency = scenario == "latency"
     command = [
         sys.executable,
         str(BENCH / "fanout_client.py"),
@@ -170,18 +179,22 @@ def run_clients(
         "--clients",
         str(args.clients),
         "--messages",
-        str(args.messages),
+        str(args.latency_messages if latency else args.messages),
         "--payload-bytes",
         str(args.payload_bytes),
         "--repeat",
         str(args.repeat),
         "--warmup",
-        str(args.warmup),
+        str(min(args.warmup, 5) if latency else args.warmup),
         "--burst-timeout",
         str(args.burst_timeout),
+        "--rates",
+        ",".join(f"{r:g}" for r in args.rates),
     ]
     # Setup, warm-up and every burst are bounded inside the client; this is the backstop.
-    budget = 120 + (args.repeat + 1) * (args.burst_timeout + 5)
+    bursts = (args.repeat + 1) * (len(args.rates) if latency else 1)
+    paced = sum(args.latency_messages / r for r in args.rates) * args.repeat if latency else 0
+    budget = 120 + bursts * (args.burst_timeout + 5) + paced
     completed = subprocess.run(
         command,
         capture_output=True,
@@ -210,9 +223,32 @@ def event_loop(pid: int) -> str:
     return "uvloop" if re.search(r"/uvloop/loop\.cpython[^/]*\.so", maps) else "asyncio"
 
 
+LATENCY_METRICS = ("p50_ms", "p99_ms", "max_ms", "server_cpu_us_per_msg")
+
+
+def summarize_latency(result: dict[str, Any]) -> dict[str, Any]:
+    """Per rate: median, min and max over the repeats of each latency figure."""
+    by_rate: dict[str, Any] = {}
+    for rate in sorted({r["rate"] for r in result["runs"]}):
+        runs = [r for r in result["runs"] if r["rate"] == rate]
+        row: dict[str, Any] = {}
+        for m in LATENCY_METRICS:
+            values = [r[m] for r in runs]
+            row[m] = statistics.median(values)
+            row[f"{m}_min"], row[f"{m}_max"] = min(values), max(values)
+        delivered = sum(r["delivered"] for r in runs)
+        row["frames_per_msg"] = sum(r["frames"] for r in runs) / delivered if delivered else 0.0
+        row["complete"] = all(r["complete"] for r in runs)
+        row["overlapped"] = sum(r["overlapped"] for r in runs)
+        by_rate[f"{rate:g}"] = row
+    return {"rates": by_rate, "event_loop": result.get("server_event_loop", "unknown")}
+
+
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
     runs = result["runs"]
     summary: dict[str, Any] = {m: statistics.median(r[m] for r in runs) for m in METRICS}
+    summary["msgs_per_s_min"] = min(r["msgs_per_s"] for r in runs)
+    summary["msgs_per_s_max"] = max(r["msgs_per_s"] for r in runs)
     delivered = sum(r["delivered"] for r in runs)
     frames = sum(r["frames"] for r in runs)
     summary["frames_per_msg"] = frames / delivered if delivered else 0.0
@@ -220,6 +256,20 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     summary["cpu_source"] = runs[0]["server_cpu_source"] if runs else "none"
     summary["event_loop"] = result.get("server_event_loop", "unknown")
     return summary
+
+
+def latency_ratios(rows: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """hero's median p99 over the others', per rate (lower is better for hero)."""
+    ratios: dict[str, dict[str, float | None]] = {}
+    if "hero" in rows:
+        for other, name in (("socketio", "hero / python-socketio"), ("ceiling", "hero / ceiling")):
+            if other in rows:
+                ratios[name] = {
+                    rate: ratio(row["p99_ms"], rows[other]["rates"][rate]["p99_ms"])
+                    for rate, row in rows["hero"]["rates"].items()
+                    if rate in rows[other]["rates"]
+                }
+    return ratios
 
 
 def hero_ratios(rows: dict[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -259,8 +309,37 @@ def markdown(report: dict[str, Any]) -> str:
         rows = report["summary"][scenario]
         loops = ", ".join(f"{kind}={row['event_loop']}" for kind, row in rows.items())
         lines += ["", f"### scenario: {scenario}", "", f"server event loops: {loops}", ""]
-        lines += scenario_table(rows, report["ratios"][scenario])
+        if scenario == "latency":
+            lines += latency_table(rows, report["ratios"][scenario])
+        else:
+            lines += scenario_table(rows, report["ratios"][scenario])
     return "\n".join(lines)
+
+
+def latency_table(rows: dict[str, Any], ratios: dict[str, Any]) -> list[str]:
+    lines = [
+        "| server | rate /s | p50 ms | p99 ms [min, max] | max ms | server CPU µs/msg | "
+        "WS frames/msg | overlapped |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind, summary in rows.items():
+        for rate, row in summary["rates"].items():
+            flag = "" if row["complete"] else " (INCOMPLETE)"
+            lines.append(
+                f"| {LABELS[kind]}{flag} | {rate} | {row['p50_ms']:.2f} | "
+                f"{row['p99_ms']:.2f} [{row['p99_ms_min']:.2f}, {row['p99_ms_max']:.2f}] | "
+                f"{row['max_ms']:.2f} | {row['server_cpu_us_per_msg']:.2f} | "
+                f"{row['frames_per_msg']:.3f} | {row['overlapped']} |"
+            )
+    if ratios:
+        rates = list(next(iter(ratios.values())))
+        header = " | ".join(f"{r}/s" for r in rates)
+        lines += ["", f"| p99 ratio (lower is better for hero) | {header} |"]
+        lines.append("|---|" + "---:|" * len(rates))
+        for name, by_rate in ratios.items():
+            cells = " | ".join(fmt_ratio(by_rate.get(r)) for r in rates)
+            lines.append(f"| {name} | {cells} |")
+    return lines
 
 
 def scenario_table(rows: dict[str, Any], ratios: dict[str, Any]) -> list[str]:
@@ -304,7 +383,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="hero,socketio,ceiling",
         help="comma-separated subset of: hero,socketio,ceiling",
     )
-    parser.add_argument("--scenario", choices=("trigger", "burst", "both"), default="both")
+    parser.add_argument(
+        "--scenario",
+        default="all",
+        help="comma-separated subset of trigger,burst,context,latency; all; both (trigger,burst)",
+    )
+    parser.add_argument("--rates", default="2,5", help="latency: broadcasts per second")
+    parser.add_argument(
+        "--latency-messages", type=int, default=20, help="latency: broadcasts per rate and repeat"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke mode: 50 clients, 20 messages")
     parser.add_argument(
         "--output",
@@ -315,6 +402,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.messages, args.repeat = 50, 20, 1
+        args.latency_messages = min(args.latency_messages, 5)
         args.burst_timeout = min(args.burst_timeout, 30.0)
     if args.warmup is None:
         args.warmup = max(1, min(args.messages, 20))
@@ -323,7 +411,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown or not kinds:
         parser.error(f"unknown servers: {unknown}")
     args.kinds = kinds
-    args.scenarios = ["trigger", "burst"] if args.scenario == "both" else [args.scenario]
+    if args.scenario == "all":
+        args.scenarios = list(SCENARIOS)
+    elif args.scenario == "both":
+        args.scenarios = ["trigger", "burst"]
+    else:
+        args.scenarios = [s.strip() for s in args.scenario.split(",") if s.strip()]
+    if not args.scenarios or any(s not in SCENARIOS for s in args.scenarios):
+        parser.error(f"unknown scenario in {args.scenario!r}")
+    args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    if not args.rates or any(r <= 0 for r in args.rates):
+        parser.error("--rates needs positive numbers")
     return args
 
 
@@ -348,10 +446,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results[scenario][spec.kind] = result
     load_after = loadavg()
     summary = {
-        scenario: {kind: summarize(result) for kind, result in by_kind.items()}
+        scenario: {
+            kind: summarize_latency(result) if scenario == "latency" else summarize(result)
+            for kind, result in by_kind.items()
+        }
         for scenario, by_kind in results.items()
     }
-    ratios = {scenario: hero_ratios(rows) for scenario, rows in summary.items()}
+    ratios = {
+        scenario: latency_ratios(rows) if scenario == "latency" else hero_ratios(rows)
+        for scenario, rows in summary.items()
+    }
     report: dict[str, Any] = {
         "benchmark": "fanout",
         "date": now.isoformat(timespec="seconds"),
@@ -362,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "payload_bytes": args.payload_bytes,
             "repeat": args.repeat,
             "warmup": args.warmup,
+            "rates": args.rates,
+            "latency_messages": args.latency_messages,
             "quick": args.quick,
             "scenarios": args.scenarios,
             "servers": {name: _relative(spec.command[1:]) for name, spec in SERVERS.items()},

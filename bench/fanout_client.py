@@ -82,6 +82,11 @@ class Dialect:
         """One request that makes the server send the payload to the group `count` times."""
         raise NotImplementedError
 
+    def scatter(self, count: int) -> bytes:
+        """One request that makes the server start `count` independent sends of the payload
+        to the group (separate tasks or loop callbacks, not one loop)."""
+        raise NotImplementedError
+
 
 async def _expect(client: WsClient, accept: Callable[[bytes], bool], what: str) -> bytes:
     deadline = time.monotonic() + STEP_TIMEOUT
@@ -144,6 +149,9 @@ class HeroDialect(Dialect):
             + RS
         )
 
+    def scatter(self, count: int) -> bytes:
+        return self.burst(count).replace(b'"target":"Burst"', b'"target":"Scatter"', 1)
+
 
 class SocketIODialect(Dialect):
     """Engine.IO v4 / Socket.IO v5 over a WebSocket-only transport."""
@@ -174,6 +182,9 @@ class SocketIODialect(Dialect):
     def burst(self, count: int) -> bytes:
         return b'42["burst",' + self.payload.encode() + b"," + str(count).encode() + b"]"
 
+    def scatter(self, count: int) -> bytes:
+        return b'42["scatter",' + self.payload.encode() + b"," + str(count).encode() + b"]"
+
 
 class CeilingDialect(Dialect):
     """bench/fanout_servers.py ceiling: "J" joins, "P<payload>" broadcasts."""
@@ -190,6 +201,9 @@ class CeilingDialect(Dialect):
 
     def burst(self, count: int) -> bytes:
         return b"B" + str(count).encode() + b":" + self.payload.encode()
+
+    def scatter(self, count: int) -> bytes:
+        return b"S" + str(count).encode() + b":" + self.payload.encode()
 
 
 DIALECTS: dict[str, type[Dialect]] = {
@@ -234,8 +248,12 @@ async def _burst(
 ) -> dict[str, Any]:
     expected = clients * messages
     counter.arm(expected)
-    burst = mode == "burst"
-    requests = [dialect.burst(messages)] if burst else [dialect.trigger()] * messages
+    if mode == "burst":
+        requests = [dialect.burst(messages)]
+    elif mode == "context":
+        requests = [dialect.scatter(messages)]
+    else:
+        requests = [dialect.trigger()] * messages
     server_cpu0 = process_cpu_precise(server_pid)
     server_ticks0 = process_cpu_seconds(server_pid)
     own_cpu0 = time.process_time()
@@ -286,6 +304,138 @@ async def _burst(
     }
 
 
+def _percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not ordered:
+        return 0.0
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+async def _paced(
+    *,
+    dialect: Dialect,
+    publisher: WsClient,
+    counter: Counter,
+    clients: int,
+    messages: int,
+    rate: float,
+    timeout: float,
+    server_pid: int,
+) -> dict[str, Any]:
+    """`messages` single broadcasts, one every 1/`rate` s; latency of every receipt.
+
+    A receipt is charged to the latest broadcast sent before it arrived, which is exact as
+    long as each broadcast reached everyone before the next one left (`overlapped` counts
+    broadcasts sent while the previous one was still being delivered)."""
+    expected = clients * messages
+    counter.arm(expected, stamps=True)
+    request = dialect.trigger()
+    sent: list[float] = []
+    overlapped = 0
+    loop = asyncio.get_running_loop()
+    server_cpu0 = process_cpu_precise(server_pid)
+    start = loop.time()
+    for index in range(messages):
+        delay = start + index / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if counter.messages < clients * index:
+            overlapped += 1
+        sent.append(time.perf_counter())
+        publisher.send_text(request)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await counter.done.wait()
+    complete = counter.done.is_set()
+    server_cpu1 = process_cpu_precise(server_pid)
+    stamps = counter.stamps or []
+    counter.stamps = None
+    latencies: list[float] = []
+    index = 0
+    for at, count in stamps:
+        while index + 1 < len(sent) and sent[index + 1] <= at:
+            index += 1
+        latencies.extend([(at - sent[index]) * 1000.0] * count)
+    latencies.sort()
+    return {
+        "complete": complete,
+        "expected": expected,
+        "delivered": counter.messages,
+        "frames": counter.frames,
+        "rate": rate,
+        "overlapped": overlapped,
+        "p50_ms": _percentile(latencies, 0.50),
+        "p99_ms": _percentile(latencies, 0.99),
+        "max_ms": latencies[-1] if latencies else 0.0,
+        # The whole paced window, idle time included (timers, pings), over every receipt.
+        "server_cpu_us_per_msg": (server_cpu1 - server_cpu0) * 1e6 / counter.messages
+        if server_cpu0 is not None and server_cpu1 is not None and counter.messages
+        else 0.0,
+    }
+
+
+async def _throughput_runs(
+    args: argparse.Namespace,
+    dialect: Dialect,
+    publisher: WsClient,
+    counter: Counter,
+    runs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """One warm-up burst, then `--repeat` measured ones appended to `runs`."""
+    burst = functools.partial(
+        _burst,
+        dialect=dialect,
+        publisher=publisher,
+        counter=counter,
+        clients=args.clients,
+        server_pid=args.server_pid,
+        timeout=args.burst_timeout,
+        mode=args.mode,
+    )
+    warmup = await burst(messages=args.warmup)
+    log(f"{args.kind}: warm-up {warmup['msgs_per_s']:.0f} msg/s")
+    for index in range(args.repeat):
+        result = await burst(messages=args.messages)
+        runs.append(result)
+        log(
+            f"{args.kind}: run {index + 1}/{args.repeat}: {result['msgs_per_s']:.0f} msg/s, "
+            f"server {result['server_cpu_us_per_msg']:.2f} us/msg, "
+            f"{result['delivered']}/{result['expected']} delivered"
+        )
+    return warmup
+
+
+async def _latency_runs(
+    args: argparse.Namespace,
+    dialect: Dialect,
+    publisher: WsClient,
+    counter: Counter,
+    runs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A warm-up at the highest rate, then `--repeat` runs per rate appended to `runs`."""
+    paced = functools.partial(
+        _paced,
+        dialect=dialect,
+        publisher=publisher,
+        counter=counter,
+        clients=args.clients,
+        timeout=args.burst_timeout,
+        server_pid=args.server_pid,
+    )
+    warmup = await paced(messages=args.warmup, rate=max(args.rates))
+    for index in range(args.repeat):
+        for rate in args.rates:
+            result = await paced(messages=args.messages, rate=rate)
+            runs.append(result)
+            log(
+                f"{args.kind}: {rate:g}/s run {index + 1}/{args.repeat}: "
+                f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+                f"{result['delivered']}/{result['expected']} delivered"
+            )
+    return warmup
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     raise_fd_limit(args.clients + 1024)
     url = urlsplit(args.url)
@@ -314,26 +464,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         keepalive = asyncio.create_task(_keepalive(everyone, dialect.keepalive, 10.0))
     runs: list[dict[str, Any]] = []
     try:
-        burst = functools.partial(
-            _burst,
-            dialect=dialect,
-            publisher=publisher,
-            counter=counter,
-            clients=args.clients,
-            server_pid=args.server_pid,
-            timeout=args.burst_timeout,
-            mode=args.mode,
-        )
-        warmup = await burst(messages=args.warmup)
-        log(f"{args.kind}: warm-up {warmup['msgs_per_s']:.0f} msg/s")
-        for index in range(args.repeat):
-            result = await burst(messages=args.messages)
-            runs.append(result)
-            log(
-                f"{args.kind}: run {index + 1}/{args.repeat}: {result['msgs_per_s']:.0f} msg/s, "
-                f"server {result['server_cpu_us_per_msg']:.2f} us/msg, "
-                f"{result['delivered']}/{result['expected']} delivered"
-            )
+        if args.mode == "latency":
+            warmup = await _latency_runs(args, dialect, publisher, counter, runs)
+        else:
+            warmup = await _throughput_runs(args, dialect, publisher, counter, runs)
     finally:
         if keepalive is not None:
             keepalive.cancel()
@@ -362,9 +496,14 @@ def main() -> int:
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument(
         "--mode",
-        choices=("trigger", "burst"),
+        choices=("trigger", "burst", "context", "latency"),
         default="trigger",
-        help="trigger: one publisher request per broadcast; burst: one request for all",
+        help="trigger: one publisher request per broadcast; burst: one request for all; "
+        "context: one request, the server starts one task per broadcast; latency: one "
+        "trigger every 1/rate s",
+    )
+    parser.add_argument(
+        "--rates", default="2,5", help="latency mode: broadcasts per second, comma-separated"
     )
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=200)
@@ -374,6 +513,7 @@ def main() -> int:
     parser.add_argument("--burst-timeout", type=float, default=120.0)
     parser.add_argument("--connect-concurrency", type=int, default=50)
     args = parser.parse_args()
+    args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
     try:
         import uvloop
     except ImportError:  # pragma: no cover

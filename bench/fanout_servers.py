@@ -13,12 +13,16 @@ uvicorn servers here start the same way; the ceiling applies the same rule itsel
 
 Wire contract used by bench/fanout_client.py (a "burst" is one request from the publisher
 that makes the server send `count` messages to the group in one go, without yielding):
-- hero-bench: the ConformanceHub at /conformance plus `Burst(group, target, arg, count)`.
+- hero-bench: the ConformanceHub at /conformance plus `Burst(group, target, arg, count)` and
+  `Scatter(group, target, arg, count)`: `count` independent `HubContext` sends, each its own
+  task (as `count` unrelated pieces of application code would send).
 - socketio: `join(room)` enters the room and acks `true`; `publish(payload)` emits
-  `tick(payload)` to room "bench"; `burst(payload, count)` does that `count` times.
+  `tick(payload)` to room "bench"; `burst(payload, count)` does that `count` times;
+  `scatter(payload, count)` starts `count` tasks that each emit once.
 - ceiling: text frame "J" joins the group (answered with "J"); "P<payload>" sends <payload>
   to every member with `websockets.broadcast` (one write per member, no queueing);
-  "B<count>:<payload>" does that `count` times.
+  "B<count>:<payload>" does that `count` times; "S<count>:<payload>" schedules `count`
+  separate loop callbacks that each broadcast once.
 """
 
 from __future__ import annotations
@@ -87,6 +91,14 @@ def serve_hero_bench() -> None:
             for _ in range(count):
                 await group.send(target, arg)
 
+        @hub_method
+        async def scatter(self, name: str, target: str, arg: Any, count: int) -> None:
+            for _ in range(count):
+                task = asyncio.ensure_future(hub.context.clients.group(name).send(target, arg))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+
+    pending: set[asyncio.Future[None]] = set()
     hub = HubServer(BenchHub)
 
     @asynccontextmanager
@@ -117,6 +129,15 @@ def serve_socketio() -> None:
         for _ in range(count):
             await sio.emit("tick", data, to="bench")
 
+    pending: set[asyncio.Future[None]] = set()
+
+    @sio.on("scatter")  # type: ignore[untyped-decorator]
+    async def scatter(sid: str, data: Any, count: int) -> None:
+        for _ in range(count):
+            task = asyncio.ensure_future(sio.emit("tick", data, to="bench"))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
     _uvicorn(socketio.ASGIApp(sio), "python-socketio")
 
 
@@ -135,6 +156,11 @@ def serve_ceiling() -> None:
                     count, _, payload = message[1:].partition(":")
                     for _ in range(int(count)):
                         broadcast(group, payload)
+                elif message[:1] == "S":
+                    count, _, payload = message[1:].partition(":")
+                    loop = asyncio.get_running_loop()
+                    for _ in range(int(count)):
+                        loop.call_soon(broadcast, group, payload)
                 elif message == "J":
                     group.add(ws)
                     await ws.send("J")

@@ -24,7 +24,8 @@ def _number(cell: str) -> float:
     return float(cell.strip().rstrip("%").replace(",", ""))
 
 
-SCENARIOS = ("trigger", "burst")
+THROUGHPUT = ("trigger", "burst", "context")
+SCENARIOS = (*THROUGHPUT, "latency")
 
 
 def test_fanout_quick_reports_all_three_servers(tmp_path: Path) -> None:
@@ -40,26 +41,35 @@ def test_fanout_quick_reports_all_three_servers(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
 
+    report = json.loads(output.read_text())
+    rates = [f"{r:g}" for r in report["params"]["rates"]]
     lines = completed.stdout.splitlines()
     for kind, prefix in ROWS.items():
         rows = [line for line in lines if line.startswith(prefix)]
-        assert len(rows) == len(SCENARIOS), f"{kind} rows missing in:\n{completed.stdout}"
-        for row in rows:
+        # One row per throughput scenario, then one latency row per rate.
+        assert len(rows) == len(THROUGHPUT) + len(rates), f"{kind} rows in:\n{completed.stdout}"
+        for index, row in enumerate(rows):
             assert "INCOMPLETE" not in row
             cells = row.strip("|").split("|")
-            msgs_per_s, cpu_per_msg, cpu_per_frame = (_number(c) for c in cells[1:4])
-            assert msgs_per_s > 0
-            assert cpu_per_msg > 0
-            assert cpu_per_frame > 0
+            if index < len(THROUGHPUT):  # msgs/s, CPU µs/msg, CPU µs/frame
+                assert all(_number(c) > 0 for c in cells[1:4])
+            else:  # rate, p50 ms
+                assert all(_number(c) > 0 for c in cells[1:3])
 
-    report = json.loads(output.read_text())
     assert set(report["summary"]) == set(SCENARIOS)
-    for by_kind in report["summary"].values():
+    for scenario, by_kind in report["summary"].items():
         assert set(by_kind) == set(ROWS)
         for summary in by_kind.values():
-            assert summary["complete"]
-            assert summary["msgs_per_s"] > 0
-            assert summary["server_cpu_us_per_msg"] > 0
+            if scenario == "latency":
+                assert set(summary["rates"]) == set(rates)
+                for row in summary["rates"].values():
+                    assert row["complete"]
+                    assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+            else:
+                assert summary["complete"]
+                assert summary["msgs_per_s"] > 0
+                assert summary["server_cpu_us_per_msg"] > 0
+                assert summary["server_cpu_us_per_frame"] > 0
 
 
 def test_chat_latency_quick_delivers_every_message(tmp_path: Path) -> None:

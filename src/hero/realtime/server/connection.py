@@ -117,8 +117,31 @@ class HubConnection:
     buffering forever or slowing the sender.
     """
 
+    __slots__ = (
+        "_dropped",
+        "_outbound",
+        "_protocol",
+        "cancelled_streams",
+        "close_reason",
+        "closing",
+        "dispatching",
+        "invocation_bucket",
+        "items",
+        "last_received",
+        "messages_sent",
+        "ping_received",
+        "reader",
+        "replay",
+        "slots",
+        "streams",
+        "tasks",
+        "transport",
+        "uploads",
+    )
+
     def __init__(self, transport: Connection, protocol: HubProtocol) -> None:
         self.transport = transport
+        self._outbound = transport.outbound  # a connection keeps its buffer for life
         self._protocol = protocol
         self.items: dict[str, Any] = transport.items
         self.last_received = time.monotonic()
@@ -196,10 +219,11 @@ class HubConnection:
                 return
             if self.transport.suspended:
                 return  # kept for replay; nothing can be sent until the client resumes
-        if not self.transport.outbound.write(data):
-            if self.transport.outbound.closed:
+        outbound = self._outbound
+        if not outbound.write(data):
+            if outbound.closed:
                 return
-            self._drop(f"send queue full ({self.transport.outbound.size} bytes queued)")
+            self._drop(f"send queue full ({outbound.size} bytes queued)")
 
     def _drop(self, why: str) -> None:
         self._dropped = True

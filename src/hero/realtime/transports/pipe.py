@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from hero.realtime.protocol import TransferFormat
+from hero.realtime.transports.flush import FRAME_BYTES, Flusher, flusher_for
 from hero.realtime.transports.lifecycle import Lifecycle
 
 
@@ -56,40 +58,70 @@ ANONYMOUS = Identity()
 
 
 class _Wakeup:
-    """Waiters woken together: cheaper than an asyncio.Event when idle (no deque; a list
-    exists only while someone waits), which matters with thousands of idle connections.
-    Callers re-check their condition after waking."""
+    """Waiters woken together: cheaper than an asyncio.Event when idle (nothing allocated
+    while nobody waits) and with one waiter (a bare future, no list), which is the common
+    case: thousands of idle connections, each with one writer. Callers re-check their
+    condition after waking."""
 
     __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
-        self._waiters: list[asyncio.Future[None]] | None = None
+        self._waiters: asyncio.Future[None] | list[asyncio.Future[None]] | None = None
 
     def wake(self) -> None:
         waiters = self._waiters
-        if waiters:
-            self._waiters = None
+        if waiters is None:
+            return
+        self._waiters = None
+        if isinstance(waiters, list):
             for future in waiters:
                 if not future.done():
                     future.set_result(None)
+        elif not waiters.done():
+            waiters.set_result(None)
 
     async def wait(self) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(future)
+        waiters = self._waiters
+        if waiters is None:
+            self._waiters = future
+        elif isinstance(waiters, list):
+            waiters.append(future)
+        else:
+            self._waiters = [waiters, future]
         try:
             await future
         finally:
-            waiters = self._waiters
-            if waiters is not None and future in waiters:
-                waiters.remove(future)
+            self._forget(future)
+
+    def _forget(self, future: asyncio.Future[None]) -> None:
+        waiters = self._waiters
+        if waiters is future:
+            self._waiters = None
+        elif isinstance(waiters, list) and future in waiters:
+            waiters.remove(future)
 
 
 class OutboundBuffer:
-    """Complete framed messages waiting for the transport, bounded in bytes."""
+    """Complete framed messages waiting for the transport, bounded in bytes.
 
-    __slots__ = ("_chunks", "_closed", "_limit", "_ready", "_size", "last_write")
+    Writes never wake the transport themselves: the buffer becomes pending with its loop's
+    `Flusher`, which releases it once the loop has moved on from producing messages (see
+    flush.py), so messages queued together leave in one frame. On release the transport's
+    `sink` (when one is set) is called, otherwise waiting readers are woken.
+    """
+
+    __slots__ = (
+        "_chunks",
+        "_closed",
+        "_flusher",
+        "_limit",
+        "_pending",
+        "_ready",
+        "_size",
+        "last_write",
+        "sink",
+    )
 
     def __init__(self, limit_bytes: int) -> None:
         self._chunks: list[bytes] = []
@@ -97,7 +129,13 @@ class OutboundBuffer:
         self._limit = limit_bytes
         self._ready = _Wakeup()
         self._closed = False
+        self._pending = False
+        self._flusher: Flusher | None = None
         self.last_write = time.monotonic()
+        """When queued data was last released to the transport (time.monotonic())."""
+        self.sink: Callable[[], None] | None = None
+        """Called (instead of waking readers) when queued data is released: a transport
+        that can send without awaiting does so right there."""
 
     @property
     def size(self) -> int:
@@ -112,18 +150,59 @@ class OutboundBuffer:
         `force` skips the limit (a replay the hub already bounded elsewhere)."""
         if self._closed:
             return False
-        if not force and self._size and self._size + len(data) > self._limit:
+        size = self._size
+        if not force and size and size + len(data) > self._limit:
             return False
         self._chunks.append(data)
-        self._size += len(data)
-        self.last_write = time.monotonic()
-        self._ready.wake()
+        self._size = size = size + len(data)
+        if self._pending:
+            flusher = self._flusher
+            if flusher is not None:
+                flusher.writes += 1
+                if size >= FRAME_BYTES:
+                    flusher.full = True
+        else:
+            self._schedule()
         return True
+
+    def _schedule(self) -> None:
+        flusher = self._flusher
+        if flusher is None:  # the first write: the loop is the connection's for good
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop (a synchronous caller): nobody to defer to
+                self.release(time.monotonic())
+                return
+            flusher = self._flusher = flusher_for(loop)
+        self._pending = True
+        flusher.add(self)
+
+    def release(self, now: float) -> None:
+        """Called by the flusher: hand what is queued to the transport."""
+        self._pending = False
+        self.last_write = now
+        sink = self.sink
+        if sink is not None and self._chunks:
+            sink()
+        else:
+            self._ready.wake()
 
     def close(self) -> None:
         """No more writes; what is queued is still delivered, then readers get None."""
         self._closed = True
         self._ready.wake()
+
+    def wake(self) -> None:
+        """Wake whoever waits in `wait` or `read` (a transport's sink handing work back)."""
+        self._ready.wake()
+
+    async def wait(self) -> None:
+        """Until data is released, the buffer closes or `wake` is called (re-check after)."""
+        await self._ready.wait()
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self._chunks)
 
     def take(self, max_bytes: int | None = None) -> bytes:
         """Queued chunks joined, up to `max_bytes` (at least one whole chunk; chunks are
@@ -136,8 +215,12 @@ class OutboundBuffer:
             while count < len(chunks) and (count == 0 or total + len(chunks[count]) <= max_bytes):
                 total += len(chunks[count])
                 count += 1
-        taken = chunks[:count]
-        del chunks[:count]
+        if count == len(chunks):
+            self._chunks = []
+            taken = chunks
+        else:
+            taken = chunks[:count]
+            del chunks[:count]
         data = taken[0] if count == 1 else b"".join(taken)
         self._size -= len(data)
         return data

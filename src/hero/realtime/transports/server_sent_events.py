@@ -11,6 +11,7 @@ import contextlib
 
 from hero.realtime.transports.asgi import Receive, Send
 from hero.realtime.transports.pipe import Connection
+from hero.realtime.transports.sends import finish, first_step
 
 SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"text/event-stream"),
@@ -53,15 +54,13 @@ async def run_server_sent_events(
             data = await connection.outbound.read(MAX_EVENT_BYTES)
             if data is None:
                 return
+            event = {"type": "http.response.body", "body": format_event(data), "more_body": True}
+            blocked = first_step(send(event))
+            if blocked is None:
+                continue  # sent without waiting: no timeout needed
             try:
                 async with asyncio.timeout(send_timeout):
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": format_event(data),
-                            "more_body": True,
-                        }
-                    )
+                    await finish(*blocked)
             except TimeoutError:
                 connection.stalled()
                 return

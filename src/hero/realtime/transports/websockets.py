@@ -14,6 +14,7 @@ from typing import Any
 from hero.realtime.protocol import TransferFormat
 from hero.realtime.transports.asgi import Receive, Send
 from hero.realtime.transports.pipe import Connection
+from hero.realtime.transports.sends import Blocked, finish, first_step, raise_later
 
 NORMAL_CLOSURE = 1000
 INTERNAL_ERROR = 1011
@@ -24,6 +25,54 @@ LOST_WITHOUT_CLOSE = (1005, 1006)
 MAX_FRAME_BYTES = 65_536
 """Coalescing stops here, so frames stay far below clients' message limits (pysignalr's is
 1 MiB); a single larger message still goes out whole."""
+
+
+class FrameWriter:
+    """Sends a WebSocket connection's queued data as frames.
+
+    `flush` is the outbound buffer's sink: called when queued data is released, it sends
+    right there (no task switch) while the connection's writer task is idle and the ASGI
+    send completes without waiting, which is the normal case. A send that has to wait (the
+    peer is slow) or fails is handed to the writer task (`take_blocked`), which finishes it
+    under the send timeout; data that arrives while the writer task is busy waits for it,
+    so frames leave in order.
+    """
+
+    __slots__ = ("_blocked", "_connection", "_send", "idle")
+
+    def __init__(self, connection: Connection, send: Send) -> None:
+        self._connection = connection
+        self._send = send
+        self._blocked: Blocked | None = None
+        self.idle = False
+
+    def frame(self, data: bytes) -> dict[str, Any]:
+        if self._connection.transfer_format is TransferFormat.BINARY:
+            return {"type": "websocket.send", "bytes": data}
+        return {"type": "websocket.send", "text": data.decode("utf-8")}
+
+    def start(self, data: bytes) -> Blocked | None:
+        """Begin sending `data` as one frame; what still has to be awaited, if anything."""
+        return first_step(self._send(self.frame(data)))
+
+    def take_blocked(self) -> Blocked | None:
+        blocked, self._blocked = self._blocked, None
+        return blocked
+
+    def flush(self) -> None:
+        outbound = self._connection.outbound
+        if not self.idle or self._blocked is not None:
+            outbound.wake()
+            return
+        while outbound.has_data:
+            try:
+                blocked = first_step(self._send(self.frame(outbound.take(MAX_FRAME_BYTES))))
+            except Exception as exc:  # the writer task raises it, as its own send would
+                blocked = (raise_later(exc).__await__(), None)
+            if blocked is not None:
+                self._blocked = blocked
+                outbound.wake()
+                return
 
 
 async def run_websocket(
@@ -47,20 +96,34 @@ async def run_websocket(
                 return message.get("code") in LOST_WITHOUT_CLOSE
 
     async def pump_out() -> int:
-        while True:
-            data = await connection.outbound.read(MAX_FRAME_BYTES)
-            if data is None:
-                return NORMAL_CLOSURE
-            if connection.transfer_format is TransferFormat.BINARY:
-                frame = {"type": "websocket.send", "bytes": data}
-            else:
-                frame = {"type": "websocket.send", "text": data.decode("utf-8")}
-            try:
-                async with asyncio.timeout(send_timeout):
-                    await send(frame)
-            except TimeoutError:
-                connection.stalled()
-                return INTERNAL_ERROR
+        writer = FrameWriter(connection, send)
+        outbound = connection.outbound
+        outbound.sink = writer.flush
+        try:
+            while True:
+                blocked = writer.take_blocked()
+                if blocked is None and outbound.has_data:
+                    blocked = writer.start(outbound.take(MAX_FRAME_BYTES))
+                if blocked is not None:
+                    try:
+                        async with asyncio.timeout(send_timeout):
+                            await finish(*blocked)
+                    except TimeoutError:
+                        connection.stalled()
+                        return INTERNAL_ERROR
+                elif outbound.has_data:
+                    continue
+                elif outbound.closed:
+                    return NORMAL_CLOSURE
+                else:
+                    writer.idle = True
+                    try:
+                        await outbound.wait()
+                    finally:
+                        writer.idle = False
+        finally:
+            if outbound.sink == writer.flush:  # not a newer socket's (stateful resume)
+                outbound.sink = None
 
     reader = asyncio.ensure_future(pump_in())
     writer = asyncio.ensure_future(pump_out())
