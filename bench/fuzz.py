@@ -48,7 +48,7 @@ def _targets() -> dict[str, Callable[[bytes], None]]:
         from hero.auth import AuthenticationError, JwtValidator, mint_token
         from hero.auth.extraction import extract_token
         from hero.platform.settings import SettingsError, load_settings
-        from hero.realtime.endpoint.manager import ConnectionManager
+        from hero.realtime.connections.registry import ConnectionManager
         from hero.realtime.protocol import JsonHubProtocol, MessagePackHubProtocol, ProtocolError
         from hero.realtime.protocol.framing import BinaryFramer, TextFramer
         from hero.realtime.protocol.handshake import parse_handshake, parse_handshake_response

@@ -17,7 +17,7 @@ from hero.realtime import (
     HubServer,
     HubServerOptions,
 )
-from hero.realtime.server import LimitObserver
+from hero.realtime.runtime import LimitObserver
 from hero.realtime.testing import ConformanceHub, HubInvocationError, HubTestClient
 from tests.support.servers import UNIT
 

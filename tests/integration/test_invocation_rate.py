@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from hero.realtime import HubOptions, HubServer, HubServerOptions
-from hero.realtime.server import LimitObserver
+from hero.realtime.runtime import LimitObserver
 from hero.realtime.testing import ConformanceHub
 from tests.integration.conftest import serve_in_process
 from tests.integration.raw_peer import RawPeer, assert_healthy

@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from hero.realtime import EndpointOptions, HubServer, HubServerOptions
-from hero.realtime.server import ConnectionObserver, HubConnection
+from hero.realtime.runtime import ConnectionObserver, HubConnection
 from hero.realtime.testing import ConformanceHub
 from tests.integration.conftest import serve_in_process
 from tests.support.servers import UNIT

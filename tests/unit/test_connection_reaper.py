@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hero.realtime.endpoint.manager import ConnectionManager
+from hero.realtime.connections.registry import ConnectionManager
 from hero.realtime.transports import ANONYMOUS, Connection, ConnectionState, TransportKind
 
 TIMEOUT = 15.0

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hero.realtime.endpoint import ConnectionEndpoint
+from hero.realtime.connections import ConnectionEndpoint
 from hero.realtime.testing.asgi import websocket_scope
 from hero.realtime.transports import Connection, ConnectionState, TransportKind
 

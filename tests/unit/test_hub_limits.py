@@ -10,7 +10,7 @@ from hero.platform.conformance import conformance_options
 from hero.platform.settings import SettingsError, load_settings
 from hero.realtime import HubOptions
 from hero.realtime.hubs.group_names import group_name_problem
-from hero.realtime.server import TokenBucket
+from hero.realtime.runtime import TokenBucket
 
 
 class Clock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hero.realtime.server.reconnect import ReplayBuffer
+from hero.realtime.runtime.reconnect import ReplayBuffer
 
 
 def test_worked_example_of_section_8_4() -> None:

@@ -64,6 +64,7 @@ from hero.platform.web import (
 )
 from hero.realtime import (
     EndpointOptions,
+    HubLifetimeManager,
     HubOptions,
     HubRoute,
     HubServer,
@@ -71,10 +72,10 @@ from hero.realtime import (
     Identity,
     Relay,
     ShardedRelayBus,
+    ValkeyLifetimeManager,
     ValkeyRelayBus,
     operation_from_wire,
 )
-from hero.realtime.lifetime import HubLifetimeManager, ValkeyLifetimeManager
 from hero.web import CredentialedCorsMiddleware, origin_allowed_for, origin_checker
 
 logger = logging.getLogger("hero.platform")

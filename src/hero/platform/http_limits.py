@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hero.auth import Principal
 from hero.platform.rate_limit import FixedWindowLimiter, client_address, retry_after_header
 from hero.platform.web import PRINCIPAL_KEY, problem, problem_body
-from hero.realtime.transports.asgi import reject_websocket
+from hero.realtime import reject_websocket
 
 TITLE = "Too Many Requests"
 

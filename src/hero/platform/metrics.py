@@ -15,8 +15,13 @@ from prometheus_client.registry import Collector
 
 from hero.platform.hub import TypingObserver
 from hero.platform.rate_limit import FixedWindowLimiter
-from hero.realtime.endpoint import ConnectionEndpoint, Relay
-from hero.realtime.server import ConnectionObserver, HubConnection, LimitObserver
+from hero.realtime import (
+    ConnectionEndpoint,
+    ConnectionObserver,
+    HubConnection,
+    LimitObserver,
+    Relay,
+)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -20,8 +20,7 @@ from uuid import UUID
 
 from hero.caching import CacheError, CacheUnavailableError, PresenceEntry, PresenceStore
 from hero.conventions import Events, tenant_group
-from hero.realtime import HubContext
-from hero.realtime.lifetime import BackplaneError
+from hero.realtime import BackplaneError, HubContext
 
 logger = logging.getLogger("hero.presence")
 

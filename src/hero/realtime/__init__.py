@@ -3,8 +3,9 @@
 Public names for application code are re-exported here; everything else is internal.
 """
 
-from hero.realtime.endpoint.sharded_relay import ShardedRelayBus
-from hero.realtime.endpoint.valkey_relay import ValkeyRelayBus
+from hero.realtime.connections import ConnectionEndpoint
+from hero.realtime.connections.sharded_relay import ShardedRelayBus
+from hero.realtime.connections.valkey_relay import ValkeyRelayBus
 from hero.realtime.hubs import (
     Audience,
     AudienceKind,
@@ -38,14 +39,26 @@ from hero.realtime.hubs import (
     hub_method,
     operation_from_wire,
 )
+from hero.realtime.lifetime import BackplaneError, HubLifetimeManager, ValkeyLifetimeManager
+from hero.realtime.runtime import (
+    ConnectionObserver,
+    HubConnection,
+    InvocationObserver,
+    LimitObserver,
+)
+from hero.realtime.transports import TransportKind
+from hero.realtime.transports.asgi import reject_websocket
 
 __all__ = [
     "Audience",
     "AudienceKind",
+    "BackplaneError",
     "CallerClients",
     "ClientProxy",
     "ClientResultError",
     "Clients",
+    "ConnectionEndpoint",
+    "ConnectionObserver",
     "Delivery",
     "DeliveryFormatError",
     "EndpointOptions",
@@ -56,21 +69,28 @@ __all__ = [
     "Groups",
     "Hub",
     "HubCallerContext",
+    "HubConnection",
     "HubContext",
     "HubException",
+    "HubLifetimeManager",
     "HubListener",
     "HubOptions",
     "HubRoute",
     "HubServer",
     "HubServerOptions",
     "Identity",
+    "InvocationObserver",
+    "LimitObserver",
     "ListenerOverflow",
     "Operation",
     "Relay",
     "RelayBus",
     "ShardedRelayBus",
     "SingleClientProxy",
+    "TransportKind",
+    "ValkeyLifetimeManager",
     "ValkeyRelayBus",
     "hub_method",
     "operation_from_wire",
+    "reject_websocket",
 ]

@@ -1,6 +1,6 @@
 """Public API for application code: Hub, hub_method, Clients, Groups, HubContext, HubServer."""
 
-from hero.realtime.endpoint import EndpointOptions, Relay, RelayBus
+from hero.realtime.connections import EndpointOptions, Relay, RelayBus
 from hero.realtime.hubs.clients import (
     CallerClients,
     ClientProxy,
@@ -24,7 +24,7 @@ from hero.realtime.hubs.listener import HubListener, ListenerOverflow
 from hero.realtime.hubs.routing import HubRoute
 from hero.realtime.hubs.server import HubContext, HubServer, HubServerOptions
 from hero.realtime.lifetime import ClientResultError
-from hero.realtime.server import HubException, HubOptions, hub_method
+from hero.realtime.runtime import HubException, HubOptions, hub_method
 from hero.realtime.transports import Identity
 
 __all__ = [

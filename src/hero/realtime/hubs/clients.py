@@ -13,7 +13,7 @@ from typing import Any
 from hero.realtime.hubs.delivery import Audience, Delivery, apply
 from hero.realtime.hubs.group_names import GroupLimitError, GroupNameError, group_name_problem
 from hero.realtime.lifetime import HubLifetimeManager
-from hero.realtime.server import (
+from hero.realtime.runtime import (
     HubOptions,
     LimitObserver,
     invoking_connection_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from hero.realtime.server import HubException
+from hero.realtime.runtime import HubException
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 

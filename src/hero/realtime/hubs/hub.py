@@ -7,7 +7,7 @@ from typing import Any
 
 from hero.realtime.hubs.clients import CallerClients, Groups
 from hero.realtime.protocol import CloseMessage
-from hero.realtime.server import CloseReason, HubConnection
+from hero.realtime.runtime import CloseReason, HubConnection
 from hero.realtime.transports import Identity
 
 

@@ -6,14 +6,14 @@ import contextlib
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 
-from hero.realtime.endpoint import Authenticator, ConnectionEndpoint, EndpointOptions, Relay
-from hero.realtime.endpoint.dispatcher import OriginCheck
+from hero.realtime.connections import Authenticator, ConnectionEndpoint, EndpointOptions, Relay
+from hero.realtime.connections.endpoint import OriginCheck
 from hero.realtime.hubs.clients import CallerClients, Clients, Groups
 from hero.realtime.hubs.delivery import Operation, apply
 from hero.realtime.hubs.hub import Hub, HubCallerContext, HubFactory
 from hero.realtime.hubs.listener import HubListener
 from hero.realtime.lifetime import HubLifetimeManager, MemoryLifetimeManager
-from hero.realtime.server import (
+from hero.realtime.runtime import (
     ConnectionObserver,
     HubConnection,
     HubConnectionHandler,
@@ -22,7 +22,7 @@ from hero.realtime.server import (
     LimitObserver,
     describe_hub,
 )
-from hero.realtime.server.dispatcher import InvocationObserver
+from hero.realtime.runtime.observers import InvocationObserver
 from hero.realtime.transports.asgi import Receive, Scope, Send
 
 

@@ -1,5 +1,6 @@
 """I/O: moving bytes between ASGI and a logical Connection. Knows nothing of hubs."""
 
+from hero.realtime.transports.identity import ANONYMOUS, Identity, TransportKind
 from hero.realtime.transports.lifecycle import (
     TRANSITIONS,
     ConnectionState,
@@ -7,14 +8,7 @@ from hero.realtime.transports.lifecycle import (
     LifecycleError,
     Takeover,
 )
-from hero.realtime.transports.pipe import (
-    ANONYMOUS,
-    Connection,
-    Identity,
-    InboundChannel,
-    OutboundBuffer,
-    TransportKind,
-)
+from hero.realtime.transports.pipe import Connection, InboundChannel, OutboundBuffer
 
 __all__ = [
     "ANONYMOUS",

@@ -16,45 +16,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from hero.realtime.protocol import TransferFormat
 from hero.realtime.transports.flush import FRAME_BYTES, Flusher, flusher_for
+from hero.realtime.transports.identity import ANONYMOUS, Identity, TransportKind
 from hero.realtime.transports.lifecycle import Lifecycle
 
-
-class TransportKind(StrEnum):
-    """Transport names as they appear in negotiate responses."""
-
-    WEBSOCKETS = "WebSockets"
-    SERVER_SENT_EVENTS = "ServerSentEvents"
-    LONG_POLLING = "LongPolling"
-
-    @property
-    def formats(self) -> TransferFormat:
-        if self is TransportKind.SERVER_SENT_EVENTS:
-            return TransferFormat.TEXT
-        return TransferFormat.TEXT | TransferFormat.BINARY
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who is on the other end, captured once when the connection is created.
-
-    `user_id` feeds user targeting (`clients.user(...)`); `principal` is whatever the
-    application's authenticator produced; `expires_at` (epoch seconds) is when the credential
-    stops being valid: the hub closes the connection then, with `allowReconnect`.
-    """
-
-    user_id: str | None = None
-    principal: Any = None
-    expires_at: float | None = None
-    claims: dict[str, Any] = field(default_factory=dict)
-
-
-ANONYMOUS = Identity()
+__all__ = [
+    "ANONYMOUS",
+    "Connection",
+    "Identity",
+    "InboundChannel",
+    "OutboundBuffer",
+    "TransportKind",
+]
 
 
 class _Wakeup:

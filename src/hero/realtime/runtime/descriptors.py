@@ -18,7 +18,7 @@ from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
 
-from hero.realtime.server.errors import BindingError
+from hero.realtime.runtime.errors import BindingError
 
 _MARK = "__hero_hub_method__"
 F = TypeVar("F", bound=Callable[..., Any])

@@ -26,11 +26,12 @@ from hero.realtime.protocol import (
     StreamInvocationMessage,
     StreamItemMessage,
 )
-from hero.realtime.server.connection import CloseReason, HubConnection, UploadStream
-from hero.realtime.server.descriptors import HubMethod
-from hero.realtime.server.errors import BindingError, HubException
-from hero.realtime.server.limits import LimitObserver, TokenBucket
-from hero.realtime.server.options import HubOptions
+from hero.realtime.runtime.connection import CloseReason, HubConnection, UploadStream
+from hero.realtime.runtime.descriptors import HubMethod
+from hero.realtime.runtime.errors import BindingError, HubException
+from hero.realtime.runtime.limits import TokenBucket
+from hero.realtime.runtime.observers import InvocationObserver, LimitObserver
+from hero.realtime.runtime.options import HubOptions
 
 logger = logging.getLogger("hero.realtime.hub")
 
@@ -43,12 +44,6 @@ class HubInstance(Protocol):
 
 HubActivator = Callable[[HubConnection], Any]
 """Creates the hub object that serves one invocation or lifecycle event of a connection."""
-
-
-class InvocationObserver(Protocol):
-    """Hooks for metrics; every method must be cheap and never raise."""
-
-    def invocation(self, method: str, error: bool) -> None: ...
 
 
 class _Slot:

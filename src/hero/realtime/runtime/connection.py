@@ -17,8 +17,8 @@ from hero.realtime.protocol import (
     SerializedMessage,
 )
 from hero.realtime.protocol.messages import TRACKABLE_TYPES
-from hero.realtime.server.limits import TokenBucket
-from hero.realtime.server.reconnect import ReplayBuffer
+from hero.realtime.runtime.limits import TokenBucket
+from hero.realtime.runtime.reconnect import ReplayBuffer
 from hero.realtime.transports import Connection, Identity
 
 logger = logging.getLogger("hero.realtime.hub")

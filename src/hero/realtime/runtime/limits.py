@@ -1,24 +1,10 @@
-"""Per-connection limits of the hub runtime: the invocation token bucket, and the observer
-told about every refusal (docs/hubs.md, "Limits")."""
+"""Per-connection limits of the hub runtime: the invocation token bucket (docs/hubs.md,
+"Limits"; refusals are told to a `LimitObserver`)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-
-class LimitObserver:
-    """Metrics hooks for refused requests; the default does nothing. Cheap, never raises."""
-
-    def group_name_refused(self) -> None:
-        """A group name was too long, empty or held a control character."""
-
-    def group_limit_reached(self) -> None:
-        """A client-initiated join was refused: the connection is in too many groups."""
-
-    def invocation_rate_limited(self, answered: bool) -> None:
-        """An invocation over the connection's rate was not run; `answered` is False for a
-        non-blocking one (no invocation id), which is dropped silently."""
 
 
 class TokenBucket:

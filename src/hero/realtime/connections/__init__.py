@@ -1,8 +1,8 @@
 """The HTTP-connections layer: negotiate, connection registry, transport choice, relays."""
 
-from hero.realtime.endpoint.dispatcher import Authenticator, ConnectionEndpoint, EndpointOptions
-from hero.realtime.endpoint.manager import ConnectionManager
-from hero.realtime.endpoint.relay import Relay, RelayBus
+from hero.realtime.connections.endpoint import Authenticator, ConnectionEndpoint, EndpointOptions
+from hero.realtime.connections.registry import ConnectionManager
+from hero.realtime.connections.relay import Relay, RelayBus
 
 __all__ = [
     "Authenticator",

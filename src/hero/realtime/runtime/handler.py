@@ -36,10 +36,11 @@ from hero.realtime.protocol.handshake import (
     parse_handshake,
 )
 from hero.realtime.protocol.messages import TRACKABLE_TYPES
-from hero.realtime.server.connection import CLOSED_WITH_ERROR, CloseReason, HubConnection
-from hero.realtime.server.dispatcher import HubDispatcher, error_text
-from hero.realtime.server.errors import HubException
-from hero.realtime.server.options import HubOptions
+from hero.realtime.runtime.connection import CLOSED_WITH_ERROR, CloseReason, HubConnection
+from hero.realtime.runtime.dispatcher import HubDispatcher, error_text
+from hero.realtime.runtime.errors import HubException
+from hero.realtime.runtime.observers import ConnectionObserver
+from hero.realtime.runtime.options import HubOptions
 from hero.realtime.transports import Connection, TransportKind
 
 logger = logging.getLogger("hero.realtime.hub")
@@ -55,22 +56,6 @@ _BUILTIN_PROTOCOLS: dict[str, type[HubProtocol]] = {
     "json": JsonHubProtocol,
     "messagepack": MessagePackHubProtocol,
 }
-
-
-class ConnectionObserver:
-    """Hooks for metrics (connection counts, messages); the default does nothing."""
-
-    def connected(self, connection: HubConnection) -> None:
-        """Called after the handshake."""
-
-    def disconnected(self, connection: HubConnection) -> None:
-        """Called at the end of cleanup."""
-
-    def message_received(self, connection: HubConnection, count: int) -> None:
-        """`count` hub messages were parsed from the client."""
-
-    def slow_consumer(self, connection: HubConnection) -> None:
-        """The connection was dropped because its send queue was full."""
 
 
 def protocols_by_name(names: Iterable[str]) -> dict[str, HubProtocol]:

@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from hero.realtime.endpoint.manager import Application, ConnectionManager
-from hero.realtime.endpoint.relay import Relay
+from hero.realtime.connections.registry import Application, ConnectionManager
+from hero.realtime.connections.relay import Relay
 from hero.realtime.protocol.negotiate import (
     TRANSPORT_ORDER,
     NegotiateResponse,
