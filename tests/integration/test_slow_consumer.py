@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import websockets
 
-from hero.realtime import EndpointOptions, HubServer, HubServerOptions
+from hero.realtime import EndpointOptions, HubServer, HubServerOptions, hub_method
 from hero.realtime.runtime import ConnectionObserver, HubConnection
 from hero.realtime.testing import ConformanceHub
 from tests.integration.conftest import serve_in_process
@@ -132,5 +132,85 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_get_everything(
         )
         assert await result_of(healthy, "e") == 1
         stuck.transport.abort()  # it never reads again: no closing handshake
+        for ws in (healthy, publisher):
+            await ws.close()
+
+
+class Watch(Drops):
+    def __init__(self) -> None:
+        super().__init__()
+        self.connections: dict[str, HubConnection] = {}
+
+    def connected(self, connection: HubConnection) -> None:
+        self.connections[connection.connection_id] = connection
+
+
+class EphemeralHub(ConformanceHub):
+    @hub_method
+    async def send_ephemeral(self, name: str, target: str, arg: Any) -> None:
+        await self.clients.group(name).send(target, arg, ephemeral=True)
+
+
+async def test_ephemeral_events_are_dropped_for_a_client_that_is_behind_not_the_client() -> None:
+    """Per message class (docs/reliability.md): a flood of ephemeral events (typing,
+    presence) to a client that stopped reading is dropped for it — it is not disconnected,
+    and everyone else gets every event; the first durable send that overflows its queue
+    then disconnects it, so it resyncs."""
+    drops = Watch()
+    hub = HubServer(
+        EphemeralHub,
+        options=HubServerOptions(endpoint=EndpointOptions(outbound_buffer_size=128 * 1024)),
+        connection_observer=drops,
+    )
+    async with serve_in_process(hub, "/hub") as base:
+        url = "ws" + base.removeprefix("http") + "/hub"
+        stuck, stuck_id = await open_client(url, stuck=True)
+        healthy, _ = await open_client(url)
+        publisher, _ = await open_client(url)
+        received: dict[str, int] = {"Typing": 0, "Tick": 0}
+
+        async def read_healthy(target: str, count: int) -> None:
+            while received[target] < count:
+                for record in str(await healthy.recv()).split(RS)[:-1]:
+                    message = json.loads(record)
+                    if message.get("type") == 1 and message.get("target") in received:
+                        received[message["target"]] += 1
+
+        async def publish(method: str, target: str, index: int) -> None:
+            body = {
+                "type": 1,
+                "target": method,
+                "arguments": ["g", target, PAYLOAD],
+                "invocationId": f"{target}{index}",
+            }
+            await publisher.send(json.dumps(body) + RS)
+            await result_of(publisher, f"{target}{index}")
+
+        reader = asyncio.create_task(read_healthy("Typing", MESSAGES))
+        try:
+            for index in range(MESSAGES):  # 8 MB of ephemeral events
+                await publish("SendEphemeral", "Typing", index)
+            async with asyncio.timeout(20 * UNIT):
+                await reader
+        finally:
+            reader.cancel()
+        assert received["Typing"] == MESSAGES
+        assert drops.dropped.empty()  # the stuck client was not disconnected ...
+        assert hub.lifetime.is_local(stuck_id)  # type: ignore[attr-defined]
+        # ... its events were dropped for it instead.
+        assert drops.connections[stuck_id].ephemeral_dropped > 0
+
+        reader = asyncio.create_task(read_healthy("Tick", MESSAGES))
+        try:
+            for index in range(MESSAGES):  # durable ones: these overflow its queue
+                await publish("SendToGroup", "Tick", index)
+            async with asyncio.timeout(20 * UNIT):
+                await reader
+                dropped = await drops.dropped.get()
+        finally:
+            reader.cancel()
+        assert received["Tick"] == MESSAGES
+        assert dropped == stuck_id
+        stuck.transport.abort()
         for ws in (healthy, publisher):
             await ws.close()

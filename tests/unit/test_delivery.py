@@ -27,6 +27,7 @@ OPERATIONS = [
     Delivery(Audience.users(("u1", "u2")), "E", ()),
     Delivery(Audience.connection("c1"), "F", (1.5,)),
     Delivery(Audience.connections(("c1", "c2")), "G", ()),
+    Delivery(Audience.group("channel:1"), "Typing", ({"u": 1},), ephemeral=True),
     GroupMove.add("u1", "channel:1"),
     GroupMove.remove("u1", "channel:1"),
 ]
@@ -53,6 +54,7 @@ def test_every_operation_survives_json(operation: Delivery | GroupMove) -> None:
         {"op": "send", "audience": {"kind": "all", "names": []}, "target": "X", "arguments": 5},
         {"op": "send", "audience": {"kind": "everyone"}, "target": "X"},
         {"op": "group", "kind": "toggle", "user": "u", "group": "g"},
+        {"op": "send", "audience": {"kind": "all"}, "target": "X", "ephemeral": "yes"},
     ],
 )
 def test_data_that_is_no_operation_is_refused(data: dict[str, object]) -> None:
@@ -83,3 +85,30 @@ async def test_a_listener_hears_applied_deliveries_and_group_moves() -> None:
         assert message is not None
         assert (message.target, message.arguments) == ("Wanted", (1,))
         assert await listener.next(timeout=0.01) is None
+
+
+def test_an_ephemeral_send_is_a_droppable_message_on_every_path() -> None:
+    """The message class survives the value, the serialised message and the backplane."""
+    from hero.realtime.lifetime import envelope
+    from hero.realtime.protocol import (
+        EphemeralInvocationMessage,
+        JsonHubProtocol,
+        SerializedMessage,
+    )
+
+    durable = Delivery(Audience.group("g"), "T", (1,))
+    ephemeral = Delivery(Audience.group("g"), "T", (1,), ephemeral=True)
+    assert isinstance(ephemeral.message(), EphemeralInvocationMessage)
+    assert not SerializedMessage(durable.message()).droppable
+    serialized = SerializedMessage(ephemeral.message())
+    assert serialized.droppable
+    # On the wire it is a plain Invocation: clients see no difference.
+    protocol = JsonHubProtocol()
+    assert serialized.get(protocol) == protocol.write(durable.message())
+    sent = envelope.Invoke("me", [], serialized.encoded(), serialized.droppable)
+    received = envelope.decode(envelope.encode(sent))
+    assert isinstance(received, envelope.Invoke)
+    assert received.droppable
+    old = envelope.decode(envelope.encode(envelope.Invoke("me", [], {})))
+    assert isinstance(old, envelope.Invoke)
+    assert not old.droppable

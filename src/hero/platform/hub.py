@@ -128,6 +128,7 @@ class AppHub(Hub):
         await self.clients.others_in_group(channel_group(channel_id)).send(
             Events.CHAT_TYPING_STARTED,
             {"channelId": str(channel_id), "userId": str(principal.user_id)},
+            ephemeral=True,  # a slow client may miss it; the next one comes within 3 s
         )
 
     @hub_method

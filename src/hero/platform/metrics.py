@@ -38,11 +38,13 @@ class _LiveConnections(Collector):
         )
         counts: dict[tuple[str, str], int] = {}
         sent = self._metrics.closed_messages_sent
+        dropped = self._metrics.closed_ephemeral_dropped
         for connection in self._metrics.live.values():
             transport = connection.transport.transport
             key = (transport.value if transport else "none", connection.protocol.name)
             counts[key] = counts.get(key, 0) + 1
             sent += connection.messages_sent
+            dropped += connection.ephemeral_dropped
         for (transport_name, protocol), count in sorted(counts.items()):
             gauge.add_metric([transport_name, protocol], count)
         yield gauge
@@ -51,6 +53,12 @@ class _LiveConnections(Collector):
         )
         out.add_metric([], sent)
         yield out
+        skipped = CounterMetricFamily(
+            "hero_ephemeral_dropped",
+            "Ephemeral messages (typing, presence) not queued for a client that was behind.",
+        )
+        skipped.add_metric([], dropped)
+        yield skipped
 
 
 USER_CONNECTIONS = "user_connections"
@@ -126,6 +134,7 @@ class PlatformMetrics(ConnectionObserver, LimitObserver, TypingObserver):
         self.registry = CollectorRegistry()
         self.live: dict[str, HubConnection] = {}
         self.closed_messages_sent = 0
+        self.closed_ephemeral_dropped = 0
         self.messages_received = Counter(
             "hero_messages_received", "Hub messages received from clients.", registry=self.registry
         )
@@ -193,6 +202,7 @@ class PlatformMetrics(ConnectionObserver, LimitObserver, TypingObserver):
     def disconnected(self, connection: HubConnection) -> None:
         if self.live.pop(connection.connection_id, None) is not None:
             self.closed_messages_sent += connection.messages_sent
+            self.closed_ephemeral_dropped += connection.ephemeral_dropped
 
     def message_received(self, connection: HubConnection, count: int) -> None:
         self.messages_received.inc(count)

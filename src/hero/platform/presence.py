@@ -58,7 +58,10 @@ class PresenceTracker:
 
     async def _announce(self, tenant_id: str, user_id: str, online: bool) -> None:
         await self._hub.clients.group(tenant_group(tenant_id)).send(
-            Events.PRESENCE_CHANGED, {"userId": user_id, "online": online}
+            Events.PRESENCE_CHANGED,
+            {"userId": user_id, "online": online},
+            # a slow client may miss it and asks GET /api/v1/realtime/presence after a resync
+            ephemeral=True,
         )
 
     async def connected(self, tenant_id: str, user_id: UUID, connection_id: str) -> None:

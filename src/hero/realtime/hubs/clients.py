@@ -34,12 +34,15 @@ class ClientProxy:
         self._lifetime = lifetime
         self.audience = audience
 
-    def delivery(self, target: str, *arguments: Any) -> Delivery:
-        return Delivery(self.audience, target, arguments)
+    def delivery(self, target: str, *arguments: Any, ephemeral: bool = False) -> Delivery:
+        return Delivery(self.audience, target, arguments, ephemeral)
 
-    async def send(self, target: str, *arguments: Any) -> None:
-        """Invoke `target(*arguments)` on every recipient; returns once queued everywhere."""
-        await apply(self._lifetime, Delivery(self.audience, target, arguments))
+    async def send(self, target: str, *arguments: Any, ephemeral: bool = False) -> None:
+        """Invoke `target(*arguments)` on every recipient; returns once queued everywhere.
+
+        `ephemeral=True` for news that only matters while fresh (typing, presence): a
+        recipient that is behind drops it instead of queueing it (see `Delivery`)."""
+        await apply(self._lifetime, Delivery(self.audience, target, arguments, ephemeral))
 
 
 class SingleClientProxy(ClientProxy):

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from hero.realtime.lifetime import HubLifetimeManager
-from hero.realtime.protocol import InvocationMessage
+from hero.realtime.protocol import EphemeralInvocationMessage, InvocationMessage
 
 
 class AudienceKind(StrEnum):
@@ -111,22 +111,34 @@ class Audience:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """Invoke `target(*arguments)` on every connection of `audience` (no answer expected)."""
+    """Invoke `target(*arguments)` on every connection of `audience` (no answer expected).
+
+    `ephemeral`: news only while fresh (typing, presence). A recipient that is behind with
+    its reading drops it instead of queueing it (so it is never the reason a slow client is
+    disconnected), and a stateful reconnect does not replay it. Durable sends (the default)
+    are queued, and a client that lets them pile up past its send queue is disconnected with
+    `allowReconnect`, to catch up through the application's history.
+    """
 
     audience: Audience
     target: str
     arguments: tuple[Any, ...] = ()
+    ephemeral: bool = False
 
     def message(self) -> InvocationMessage:
-        return InvocationMessage(target=self.target, arguments=self.arguments)
+        kind = EphemeralInvocationMessage if self.ephemeral else InvocationMessage
+        return kind(target=self.target, arguments=self.arguments)
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "op": "send",
             "audience": self.audience.to_wire(),
             "target": self.target,
             "arguments": list(self.arguments),
         }
+        if self.ephemeral:
+            wire["ephemeral"] = True
+        return wire
 
 
 class GroupMoveKind(StrEnum):
@@ -169,7 +181,12 @@ def operation_from_wire(data: Mapping[str, Any]) -> Operation:
             target = data["target"]
             if not isinstance(target, str) or not target:
                 raise TypeError("target must be a non-empty string")
-            return Delivery(Audience.from_wire(data["audience"]), target, tuple(arguments))
+            ephemeral = data.get("ephemeral", False)
+            if not isinstance(ephemeral, bool):
+                raise TypeError("ephemeral must be a boolean")
+            return Delivery(
+                Audience.from_wire(data["audience"]), target, tuple(arguments), ephemeral
+            )
         if op == "group":
             return GroupMove(GroupMoveKind(data["kind"]), str(data["user"]), str(data["group"]))
     except (KeyError, TypeError, ValueError) as exc:

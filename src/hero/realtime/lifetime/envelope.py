@@ -39,6 +39,8 @@ class Invoke(_Base, tag=1, frozen=True):
 
     excluded: list[str]
     payload: dict[str, bytes]
+    droppable: bool = False
+    """An ephemeral message (`EphemeralInvocationMessage`): a recipient that is behind drops it."""
 
 
 class GroupMove(_Base, tag=2, frozen=True):

@@ -286,7 +286,9 @@ class ValkeyLifetimeManager(HubLifetimeManager):
     async def _publish_invocation(
         self, channel: str, message: SerializedMessage, excluded: Collection[str] = ()
     ) -> int:
-        envelope = wire.Invoke(self.server_name, list(excluded), self._payload(message))
+        envelope = wire.Invoke(
+            self.server_name, list(excluded), self._payload(message), message.droppable
+        )
         return await self._publish(channel, envelope)
 
     async def _publish_invocations(
@@ -298,7 +300,9 @@ class ValkeyLifetimeManager(HubLifetimeManager):
                 await self._publish_invocation(channel, message)
             return
         subscriptions = self._started()
-        data = wire.encode(wire.Invoke(self.server_name, [], self._payload(message)))
+        data = wire.encode(
+            wire.Invoke(self.server_name, [], self._payload(message), message.droppable)
+        )
         self._link.check()
         try:
             await subscriptions.publish_many(channels, data)
@@ -537,7 +541,8 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         if envelope.origin == self.server_name:
             return
         if isinstance(envelope, wire.Invoke):
-            self._deliver(channel, SerializedMessage(None, envelope.payload), envelope.excluded)
+            serialized = SerializedMessage(None, envelope.payload, droppable=envelope.droppable)
+            self._deliver(channel, serialized, envelope.excluded)
         elif isinstance(envelope, wire.Ack):
             wait = self._acks.get(envelope.request)
             if wait is not None:

@@ -41,6 +41,13 @@ class InvocationMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class EphemeralInvocationMessage(InvocationMessage):
+    """An Invocation that is news only while it is fresh (typing, presence): on the wire it is
+    a plain Invocation, but a connection that is behind with its reading drops it instead of
+    queueing it, and a suspended stateful connection never replays it."""
+
+
+@dataclass(frozen=True, slots=True)
 class StreamInvocationMessage:
     """Type 4: the client asks for a server-to-client stream. The id is always present."""
 

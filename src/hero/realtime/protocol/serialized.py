@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hero.realtime.protocol.base import HubProtocol
-from hero.realtime.protocol.messages import HubMessage
+from hero.realtime.protocol.messages import EphemeralInvocationMessage, HubMessage
 
 
 class SerializedMessage:
@@ -14,11 +14,20 @@ class SerializedMessage:
     A backplane can pre-fill it with bytes received from another instance.
     """
 
-    __slots__ = ("_cache", "message")
+    __slots__ = ("_cache", "droppable", "message")
 
-    def __init__(self, message: HubMessage | None, encoded: dict[str, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        message: HubMessage | None,
+        encoded: dict[str, bytes] | None = None,
+        *,
+        droppable: bool = False,
+    ) -> None:
         self.message = message
         self._cache: dict[str, bytes] = dict(encoded) if encoded else {}
+        self.droppable = droppable or isinstance(message, EphemeralInvocationMessage)
+        """An ephemeral message: a recipient that is behind may drop it (see
+        `EphemeralInvocationMessage`)."""
 
     def get(self, protocol: HubProtocol) -> bytes:
         data = self._cache.get(protocol.name)

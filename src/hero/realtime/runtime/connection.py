@@ -125,6 +125,7 @@ class HubConnection:
         "close_reason",
         "closing",
         "dispatching",
+        "ephemeral_dropped",
         "invocation_bucket",
         "items",
         "last_received",
@@ -157,6 +158,8 @@ class HubConnection:
         self.invocation_bucket: TokenBucket | None = None  # made by the dispatcher
         self._dropped = False
         self.messages_sent = 0
+        self.ephemeral_dropped = 0
+        """Ephemeral messages not queued because the client was behind (a metric)."""
         self.replay: ReplayBuffer | None = None
         self.reader: asyncio.Task[None] | None = None
 
@@ -186,7 +189,17 @@ class HubConnection:
         self._enqueue(self._protocol.write(message), isinstance(message, TRACKABLE_TYPES))
 
     def write_serialized(self, message: SerializedMessage) -> None:
+        if message.droppable and self._behind():
+            self.ephemeral_dropped += 1
+            return
         self._enqueue(message.get(self._protocol))
+
+    def _behind(self) -> bool:
+        """Whether an ephemeral message should be dropped rather than queued: the client
+        has half its send queue unread, or its stateful connection is suspended (a resume
+        replays only what still matters)."""
+        outbound = self._outbound
+        return outbound.size * 2 > outbound.limit or self.transport.suspended
 
     def enable_stateful_reconnect(self, buffer_limit: int) -> None:
         """Keep sent messages for replay; the transport keeps the connection across a

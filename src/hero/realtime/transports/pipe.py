@@ -118,6 +118,11 @@ class OutboundBuffer:
         return self._size
 
     @property
+    def limit(self) -> int:
+        """The most bytes that may be queued (one larger message always fits)."""
+        return self._limit
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
