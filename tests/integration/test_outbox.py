@@ -77,6 +77,8 @@ async def test_committed_events_are_delivered_in_order_before_the_transaction_re
         for n in range(5):
             work.publish("root", "channel:a", {"n": n})
     assert [p["n"] for p in recorder.payloads] == [0, 1, 2, 3, 4]
+    # The "sent" marks are written in the background; settle() waits for them.
+    await outbox.settle()
     assert await _unsent(database) == 0
 
 
