@@ -269,7 +269,7 @@ class Outbox:
         leases = self.marks.leases
         if leases is not None and stream in leases.held:
             try:
-                await self.marks.write({stream})
+                await self.marks.write({stream}, release=True)
             except (SQLAlchemyError, OSError) as exc:
                 logger.warning("outbox: marks of %s not written (%s)", stream, type(exc).__name__)
                 await leases.release({stream})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import zlib
 from collections import Counter
 from collections.abc import Collection, Iterable
@@ -98,11 +99,6 @@ class Leases:
                     await connection.execute(_END_LEASE, {"key": lock_key(stream)})
             except (SQLAlchemyError, OSError) as exc:
                 await self._lost(exc)
-                return
-            if not self.held:  # nothing leased: the connection goes back to the pool
-                self._connection = None
-                with contextlib.suppress(SQLAlchemyError, OSError):
-                    await connection.close()
 
     async def _lost(self, exc: BaseException) -> None:
         # PostgreSQL releases every lease of a connection that is gone; forget them here.
@@ -128,10 +124,21 @@ class Leases:
 class SentMarks:
     """Delivered events whose "sent" mark is still to be written, and the writer task."""
 
-    def __init__(self, database: Database, mark: Executable, *, retry_after: float = 1.0) -> None:
+    def __init__(
+        self,
+        database: Database,
+        mark: Executable,
+        *,
+        retry_after: float = 1.0,
+        linger: float = 0.1,
+    ) -> None:
         self._database = database
         self._mark = mark  # UPDATE ... SET sent_at = :now WHERE seq IN :seqs (built once)
         self.retry_after = retry_after
+        self.linger = linger
+        """A lease with nothing waiting is kept this long after its last use: a busy stream
+        does not take and give back its lease for every message."""
+        self._used: dict[str, float] = {}
         self.leases = Leases(database.engine) if database.is_postgresql else None
         self._waiting: dict[int, str] = {}
         self._per_stream: Counter[str] = Counter()
@@ -145,7 +152,10 @@ class SentMarks:
         return self._waiting.keys()
 
     async def lease(self, stream: str) -> bool:
-        return True if self.leases is None else await self.leases.acquire(stream)
+        if self.leases is None:
+            return True
+        self._used[stream] = time.monotonic()
+        return await self.leases.acquire(stream)
 
     def add(self, stream: str, seqs: Iterable[int]) -> None:
         for seq in seqs:
@@ -158,7 +168,13 @@ class SentMarks:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            held = self.leases is not None and self.leases.held
+            try:
+                # with leases held, wake up in time to give back the idle ones
+                async with asyncio.timeout(self.linger if held else None):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
             self._wake.clear()
             try:
                 await self.write()
@@ -167,9 +183,10 @@ class SentMarks:
                 await asyncio.sleep(self.retry_after)
                 self._wake.set()
 
-    async def write(self, streams: Collection[str] | None = None) -> None:
+    async def write(self, streams: Collection[str] | None = None, *, release: bool = False) -> None:
         """Write the waiting marks (of `streams`, or all) now, then release the leases of the
-        streams that have none left."""
+        streams that have none left and were not used for `linger` seconds (`release`: of
+        `streams` at once)."""
         async with self._writing:
             batch = [
                 seq for seq, stream in self._waiting.items() if streams is None or stream in streams
@@ -182,7 +199,18 @@ class SentMarks:
                     if not self._per_stream[stream]:
                         del self._per_stream[stream]
             if self.leases is not None:
-                idle = [s for s in self.leases.held if s not in self._per_stream]
+                before = time.monotonic() - self.linger
+                idle = [
+                    s
+                    for s in self.leases.held
+                    if s not in self._per_stream
+                    and (
+                        (release and streams is not None and s in streams)
+                        or self._used.get(s, 0.0) <= before
+                    )
+                ]
+                for stream in idle:
+                    self._used.pop(stream, None)
                 await self.leases.release(idle)
 
     async def _update(self, seqs: list[int]) -> None:
@@ -196,11 +224,12 @@ class SentMarks:
         """Write what is waiting (best effort), stop the writer, end the leases."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            async with self._writing:  # not in the middle of a statement: that would break it
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         try:
-            await self.write()
+            await self.write(release=True)
         except (SQLAlchemyError, OSError) as exc:
             logger.warning("outbox: sent marks not written at close (%s)", type(exc).__name__)
         if self.leases is not None:
