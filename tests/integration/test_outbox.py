@@ -244,3 +244,24 @@ async def test_another_instance_does_not_deliver_again_what_was_delivered_and_no
         await one.aclose()
         await other.aclose()
         await db.aclose()
+
+
+async def test_a_read_overlapping_a_mark_leaves_the_delivered_event_out(
+    database: Database,
+) -> None:
+    """A read of unsent events may see an event as unsent just before the background mark
+    commits; it must still count as delivered, or a sweep would send it twice."""
+    recorder = Recorder()
+    outbox = Outbox(database, recorder)
+    async with outbox.transaction() as work:
+        work.publish("root", "channel:a", {"n": 1})
+    async with database.sessions() as session:
+        seq = int(await session.scalar(select(func.max(OutboxEvent.seq))) or 0)
+    with outbox.marks.reading() as delivered:
+        assert delivered(seq)  # delivered, its mark waiting
+        await outbox.settle()  # the mark commits while this read is in progress
+        assert delivered(seq)
+    assert await _unsent(database) == 0
+    assert await outbox.sweep(0.0) == 0
+    assert recorder.payloads == [{"n": 1}]
+    await outbox.aclose()

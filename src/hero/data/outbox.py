@@ -374,15 +374,15 @@ class Outbox:
     ) -> tuple[Sequence[OutboxEvent], bool]:
         """The unsent events of `stream` in seq order, less those this process delivered
         whose marks are still to be written; and whether that is all of them."""
-        result = await session.scalars(
-            select(OutboxEvent)
-            .where(OutboxEvent.stream == stream, OutboxEvent.sent_at.is_(None))
-            .order_by(OutboxEvent.seq)
-            .limit(self.batch_size)
-        )
-        rows = result.all()
-        waiting = self.marks.waiting
-        return [e for e in rows if e.seq not in waiting], len(rows) < self.batch_size
+        with self.marks.reading() as delivered:
+            result = await session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.stream == stream, OutboxEvent.sent_at.is_(None))
+                .order_by(OutboxEvent.seq)
+                .limit(self.batch_size)
+            )
+            rows = result.all()
+            return [e for e in rows if not delivered(e.seq)], len(rows) < self.batch_size
 
     async def _deliver_in_order(self, events: Sequence[OutboxEvent | Written]) -> int:
         for index, event in enumerate(events):

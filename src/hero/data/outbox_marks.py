@@ -23,7 +23,7 @@ import logging
 import time
 import zlib
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 from sqlalchemy import Executable, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -141,15 +141,29 @@ class SentMarks:
         self._used: dict[str, float] = {}
         self.leases = Leases(database.engine) if database.is_postgresql else None
         self._waiting: dict[int, str] = {}
+        self._marked: dict[int, int] = {}  # seq -> generation of the batch that marked it
+        self._generation = 0
+        self._readers: list[int] = []  # the generation each read in progress began at
         self._per_stream: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self._writing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def waiting(self) -> Collection[int]:
-        """Seqs delivered by this process and not marked yet (the database calls them unsent)."""
-        return self._waiting.keys()
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Callable[[int], bool]]:
+        """Around a read of unsent events: yields `delivered(seq)`, true for an event this
+        process delivered whose mark was waiting when the read began or is still waiting
+        (the read may have seen it unsent just before its mark committed)."""
+        began = self._generation
+        self._readers.append(began)
+
+        def delivered(seq: int) -> bool:
+            return seq in self._waiting or self._marked.get(seq, -1) >= began
+
+        try:
+            yield delivered
+        finally:
+            self._readers.remove(began)
 
     async def lease(self, stream: str) -> bool:
         if self.leases is None:
@@ -193,7 +207,9 @@ class SentMarks:
             ]
             if batch:
                 await self._update(batch)
+                self._forget_marked()
                 for seq in batch:
+                    self._marked[seq] = self._generation
                     stream = self._waiting.pop(seq)
                     self._per_stream[stream] -= 1
                     if not self._per_stream[stream]:
@@ -212,6 +228,13 @@ class SentMarks:
                 for stream in idle:
                     self._used.pop(stream, None)
                 await self.leases.release(idle)
+
+    def _forget_marked(self) -> None:
+        """Marks committed before every read in progress began are seen by those reads."""
+        self._generation += 1
+        oldest = min(self._readers, default=self._generation)
+        if self._marked:
+            self._marked = {seq: g for seq, g in self._marked.items() if g >= oldest}
 
     async def _update(self, seqs: list[int]) -> None:
         if self.leases is not None:
