@@ -63,6 +63,9 @@ from hero.data.outbox_marks import SentMarks, lock_key
 
 logger = logging.getLogger("hero.outbox")
 
+KNOWN_STREAMS = 100_000
+"""How many streams' delivered-through seq a process remembers (oldest forgotten first)."""
+
 Deliver = Callable[[Mapping[str, Any]], Awaitable[None]]
 """Sends one stored payload; raising leaves it (and the rest of its stream) unsent."""
 
@@ -198,6 +201,7 @@ class Outbox:
         self._locks: dict[str, _StreamLock] = {}
         self._through: dict[str, int] = {}
         self._inflight: dict[str, dict[int, asyncio.Future[None]]] = {}
+        self._inserting: dict[str, list[asyncio.Future[None]]] = {}
         self.marks = SentMarks(database, _MARK_SENT, retry_after=sweep_interval)
         self.counters = OutboxCounters()
 
@@ -210,8 +214,12 @@ class Outbox:
             async with self._database.sessions() as session, session.begin():
                 work = UnitOfWork(session)
                 yield work
-                written = await work.write_events()
-                tickets = self._enter(written)
+                reserved = self._reserve(work.streams)
+                try:
+                    written = await work.write_events()
+                    tickets = self._enter(written)
+                finally:
+                    self._resolve(reserved)
             for stream in work.streams:
                 seq, _ = tickets[stream]
                 await self._after_earlier(stream, seq)
@@ -243,10 +251,35 @@ class Outbox:
             if not waiting:
                 del self._inflight[stream]
 
+    def _reserve(self, streams: list[str]) -> list[tuple[str, asyncio.Future[None]]]:
+        """Announce an INSERT on `streams` before it is sent: the database may number it
+        before a concurrent one of this process and finish it after (see `_after_earlier`)."""
+        loop = asyncio.get_running_loop()
+        reserved = [(stream, loop.create_future()) for stream in streams]
+        for stream, future in reserved:
+            self._inserting.setdefault(stream, []).append(future)
+        return reserved
+
+    def _resolve(self, reserved: list[tuple[str, asyncio.Future[None]]]) -> None:
+        for stream, future in reserved:
+            future.set_result(None)
+            waiting = self._inserting.get(stream)
+            if waiting is not None:
+                waiting.remove(future)
+                if not waiting:
+                    del self._inserting[stream]
+
     async def _after_earlier(self, stream: str, seq: int) -> None:
+        """Wait until every unit of this process that may hold an earlier seq on `stream` is
+        done: first the INSERTs still running (any of them may have numbered its event
+        before ours; one sent from now on numbers after), then the units with a lower seq."""
+        # Bounded, as a safeguard: past `stale_after` the order is left to the seqs alone.
+        inserting = list(self._inserting.get(stream, ()))
+        if inserting:
+            await asyncio.wait(inserting, timeout=self.stale_after)
         earlier = [f for s, f in self._inflight.get(stream, {}).items() if s < seq]
         if earlier:
-            await asyncio.wait(earlier)
+            await asyncio.wait(earlier, timeout=self.stale_after)
 
     async def _deliver_committed(self, stream: str, written: list[Written]) -> None:
         async with self._stream_lock(stream):
@@ -256,7 +289,7 @@ class Outbox:
                 sent = await self._deliver_in_order(written)
                 self.marks.add(stream, (w.seq for w in written[:sent]))
                 if sent == len(written):
-                    self._through[stream] = written[-1].seq
+                    self._know(stream, written[-1].seq)
                 else:
                     self._through.pop(stream, None)
                 return
@@ -348,6 +381,13 @@ class Outbox:
         self._learn(stream, events, sent, complete, newest)
         return sent
 
+    def _know(self, stream: str, seq: int) -> None:
+        """Everything of `stream` up to `seq` is delivered. Bounded: a stream forgotten takes
+        the database path once."""
+        if stream not in self._through and len(self._through) >= KNOWN_STREAMS:
+            del self._through[next(iter(self._through))]
+        self._through[stream] = seq
+
     def _learn(
         self,
         stream: str,
@@ -367,7 +407,7 @@ class Outbox:
         if stream in self._through:
             seen.append(self._through[stream])
         if seen:
-            self._through[stream] = max(seen)
+            self._know(stream, max(seen))
 
     async def _pending(
         self, session: AsyncSession, stream: str
