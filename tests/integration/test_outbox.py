@@ -77,7 +77,10 @@ async def test_committed_events_are_delivered_in_order_before_the_transaction_re
         for n in range(5):
             work.publish("root", "channel:a", {"n": n})
     assert [p["n"] for p in recorder.payloads] == [0, 1, 2, 3, 4]
+    # The "sent" marks are written in the background; settle() waits for them.
+    await outbox.settle()
     assert await _unsent(database) == 0
+    await outbox.aclose()
 
 
 async def test_a_rolled_back_transaction_sends_nothing(database: Database) -> None:
@@ -90,6 +93,7 @@ async def test_a_rolled_back_transaction_sends_nothing(database: Database) -> No
     assert await outbox.sweep(0.0) == 0
     assert recorder.payloads == []
     assert await _unsent(database) == 0
+    await outbox.aclose()
 
 
 async def test_a_failed_delivery_is_retried_later_and_order_is_kept(database: Database) -> None:
@@ -107,6 +111,7 @@ async def test_a_failed_delivery_is_retried_later_and_order_is_kept(database: Da
     # The next commit on the stream delivers what was left first, in order.
     assert [p["n"] for p in recorder.payloads] == [0, 1, 2, 3]
     assert await outbox.sweep(0.0) == 0
+    await outbox.aclose()
 
 
 async def test_the_dispatcher_delivers_what_was_left_unsent(database: Database) -> None:
@@ -126,6 +131,7 @@ async def test_the_dispatcher_delivers_what_was_left_unsent(database: Database) 
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert recorder.payloads == [{"n": 7}]
+    await outbox.aclose()
 
 
 async def test_a_surviving_instance_delivers_what_a_killed_one_committed(
@@ -181,6 +187,7 @@ async def test_a_surviving_instance_delivers_what_a_killed_one_committed(
     for stream in range(3):
         seqs = [seq_of[n] for n in by_survivor if n % 3 == stream]
         assert seqs == sorted(seqs)
+    await survivor.aclose()
     await db.aclose()
 
 
@@ -203,3 +210,58 @@ async def test_concurrent_commits_on_one_stream_deliver_each_event_once_in_order
     async with database.sessions() as session:
         rows = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.seq))).all()
     assert delivered == [row.payload["n"] for row in rows]  # in commit order
+    await outbox.aclose()
+
+
+async def test_another_instance_does_not_deliver_again_what_was_delivered_and_not_marked(
+    postgres_url: str,
+) -> None:
+    """The fast path delivers from memory and marks later; until the mark commits, its
+    lease keeps another instance's sweep and database path off those events."""
+    db = Database(postgres_url)
+    await db.migrate(platform_schema())
+    first, second = Recorder(), Recorder()
+    one, other = Outbox(db, first), Outbox(db, second)
+    try:
+        async with one.transaction() as work:
+            work.publish("root", "channel:shared", {"n": 1})
+        assert first.payloads == [{"n": 1}]
+        # right away, whether or not the mark is written yet
+        assert await other.sweep(0.0) == 0
+        async with other.transaction() as work:
+            work.publish("root", "channel:shared", {"n": 2})
+        async with one.transaction() as work:
+            work.publish("root", "channel:shared", {"n": 3})
+        await one.settle()
+        await other.settle()
+        assert await other.sweep(0.0) == 0
+        assert await one.sweep(0.0) == 0
+        delivered = [p["n"] for p in first.payloads + second.payloads]
+        assert sorted(delivered) == [1, 2, 3]  # each once, by whichever instance
+        assert first.payloads[0] == {"n": 1}
+        assert await _unsent(db) == 0
+    finally:
+        await one.aclose()
+        await other.aclose()
+        await db.aclose()
+
+
+async def test_a_read_overlapping_a_mark_leaves_the_delivered_event_out(
+    database: Database,
+) -> None:
+    """A read of unsent events may see an event as unsent just before the background mark
+    commits; it must still count as delivered, or a sweep would send it twice."""
+    recorder = Recorder()
+    outbox = Outbox(database, recorder)
+    async with outbox.transaction() as work:
+        work.publish("root", "channel:a", {"n": 1})
+    async with database.sessions() as session:
+        seq = int(await session.scalar(select(func.max(OutboxEvent.seq))) or 0)
+    with outbox.marks.reading() as delivered:
+        assert delivered(seq)  # delivered, its mark waiting
+        await outbox.settle()  # the mark commits while this read is in progress
+        assert delivered(seq)
+    assert await _unsent(database) == 0
+    assert await outbox.sweep(0.0) == 0
+    assert recorder.payloads == [{"n": 1}]
+    await outbox.aclose()

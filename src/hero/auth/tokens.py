@@ -59,6 +59,9 @@ DEFAULT_LEEWAY_SECONDS: Final = 120.0
 MIN_SIGNING_KEY_LENGTH: Final = 32
 """The shortest HMAC key accepted, in characters (UTF-8 encoded for signing)."""
 
+RECENT_TOKENS: Final = 1024
+"""How many recently accepted tokens a validator remembers (oldest forgotten first)."""
+
 _HMAC_ALGORITHMS: Final = {"HS256": 32, "HS384": 48, "HS512": 64}
 """Each accepted algorithm and the shortest key it may use (bytes; RFC 7518 section 3.2)."""
 
@@ -175,8 +178,9 @@ class JwtValidator:
 
     Invariants: only the HMAC algorithms in ``algorithms`` are accepted (``none`` never is);
     the key is at least :data:`MIN_SIGNING_KEY_LENGTH` characters, and long enough for every
-    allowed algorithm (48 bytes for HS384, 64 for HS512); ``exp`` is required. The validator
-    is immutable and safe to share.
+    allowed algorithm (48 bytes for HS384, 64 for HS512); ``exp`` is required. The validator's
+    settings are immutable and it is safe to share; it keeps a bounded cache of the tokens it
+    accepted recently (see :meth:`validate`).
     """
 
     def __init__(
@@ -205,6 +209,7 @@ class JwtValidator:
         self._audience = audience
         self._algorithms = tuple(algorithms)
         self._leeway = leeway_seconds
+        self._recent: dict[str, tuple[Principal, float]] = {}
 
     @property
     def issuer(self) -> str:
@@ -233,7 +238,27 @@ class JwtValidator:
         return principal.expires_at + self._leeway
 
     def validate(self, token: str) -> Principal:
-        """Validate ``token`` and map its claims; raises :class:`AuthenticationError`."""
+        """Validate ``token`` and map its claims; raises :class:`AuthenticationError`.
+
+        A token that passed recently is answered from a bounded cache keyed by the token's
+        text (an HMAC check and the claim mapping per request are the costly part); a cached
+        answer is only given while the token is still accepted (``exp`` plus the leeway).
+        """
+        cached = self._recent.get(token)
+        if cached is not None:
+            principal, until = cached
+            if time.time() < until:
+                return principal
+            del self._recent[token]
+        principal = self._validate(token)
+        accepted = self.accepted_until(principal)
+        if accepted is not None:
+            if len(self._recent) >= RECENT_TOKENS:
+                del self._recent[next(iter(self._recent))]  # the oldest entry
+            self._recent[token] = (principal, accepted)
+        return principal
+
+    def _validate(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except (jwt.PyJWTError, UnicodeError):  # UnicodeError: a lone surrogate in the text

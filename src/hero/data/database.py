@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import MetaData, event
+from sqlalchemy import exc as exc_module
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -47,6 +49,10 @@ def _without_password(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
+PING_AFTER_IDLE = 1.0
+"""Seconds a pooled connection may sit unused before it is pinged at checkout."""
+
+
 class Database:
     """Owns the engine and the session factory. The constructor does no I/O; `migrate()`,
     `check()` and sessions do.
@@ -56,7 +62,7 @@ class Database:
     concurrent requests wait for each other instead of failing with "database is locked".
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ping_after_idle: float = PING_AFTER_IDLE) -> None:
         try:
             parsed = make_url(url)
         except (ArgumentError, ValueError) as exc:
@@ -68,15 +74,15 @@ class Database:
         self.is_postgresql = parsed.get_backend_name() == "postgresql"
         connect_args: dict[str, object] = {"timeout": 15} if self.is_sqlite else {}
         try:
-            self.engine: AsyncEngine = create_async_engine(
-                parsed, connect_args=connect_args, pool_pre_ping=not self.is_sqlite
-            )
+            self.engine: AsyncEngine = create_async_engine(parsed, connect_args=connect_args)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             # ValueError: a query option of the wrong form, such as ?timeout=abc.
             detail = _without_password(str(exc), url)
             raise DatabaseError(f"cannot use {parsed.drivername!r}: {detail}") from None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _configure_sqlite)
+        else:
+            _ping_when_idle(self.engine, ping_after_idle)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
@@ -119,6 +125,37 @@ class Database:
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+
+
+def _ping_when_idle(engine: AsyncEngine, idle: float) -> None:
+    """SQLAlchemy's `pool_pre_ping`, but only for a connection that sat in the pool for more
+    than `idle` seconds: its ping costs three round trips on asyncpg (BEGIN, a query,
+    ROLLBACK), once per transaction, while a connection returned a moment ago is alive. A
+    failed ping invalidates the pool (every older connection is replaced), as pre-ping
+    does; a connection that died in the last `idle` seconds fails its first statement,
+    which also invalidates the pool."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["hero_idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("hero_idle_since")
+        if since is None or time.monotonic() - since <= idle:
+            return  # a new connection, or one in use a moment ago
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            alive = False
+        if not alive:
+            record.info.pop("hero_idle_since", None)
+            raise exc_module.InvalidatePoolError("the pooled connection did not answer")
+
+    event.listen(pool, "checkin", checkin)
+    event.listen(pool, "checkout", checkout)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

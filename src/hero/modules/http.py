@@ -43,8 +43,10 @@ def conflict(detail: str) -> Problem:
     return Problem(409, "Conflict", detail)
 
 
-def current_principal(request: Request) -> Principal:
-    """The authenticated caller (set by the platform's principal middleware), else 401."""
+async def current_principal(request: Request) -> Principal:
+    """The authenticated caller (set by the platform's principal middleware), else 401.
+    A coroutine, so FastAPI calls it inline (a plain function would cost a worker-thread
+    hop per request)."""
     principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
     if not isinstance(principal, Principal):
         raise Problem(401, "Unauthorized", "A valid bearer token is required.")

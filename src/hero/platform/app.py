@@ -410,6 +410,7 @@ def create_app(
                         if beat is not None:
                             beat.cancel()
         finally:
+            await outbox.aclose()  # the waiting "sent" marks, and the outbox's leases
             await database.aclose()
             if valkey is not None:
                 await valkey.aclose()

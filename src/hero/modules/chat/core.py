@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hero.conventions import Events, channel_group, user_group
@@ -43,6 +43,45 @@ class NoNotifications:
 
     async def notify(self, work: UnitOfWork, tenant_id: str, user_id: uuid.UUID, **_: Any) -> None:
         return None
+
+
+_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+_CHANNELS: Table = Channel.__table__  # type: ignore[assignment]
+_MEMBERS: Table = Member.__table__  # type: ignore[assignment]
+
+STAMP_CHANNEL = (
+    update(_CHANNELS)
+    .where(
+        _CHANNELS.c.id == bindparam("channel"),
+        _CHANNELS.c.tenant_id == bindparam("tenant"),
+        _CHANNELS.c.archived_at.is_(None),
+        exists()
+        .where(
+            _MEMBERS.c.channel_id == _CHANNELS.c.id,
+            _MEMBERS.c.user_id == bindparam("user"),
+        )
+        .correlate(_CHANNELS),
+    )
+    .values(
+        last_message_at=func.coalesce(
+            bindparam("now", type_=_CHANNELS.c.last_message_at.type),
+            _CHANNELS.c.last_message_at,
+        )
+    )
+)
+"""A new message's first statement: locks the channel's row (the write lock on SQLite),
+stamps `last_message_at` with `now` (None: left as it is, for a keyed send that may be a
+replay), and matches nothing unless the channel is live, of the tenant, and the author a
+member (then: 404). Built once, so its compiled form is reused."""
+
+SET_LAST_MESSAGE = (
+    update(_CHANNELS)
+    .where(_CHANNELS.c.id == bindparam("channel"))
+    .values(last_message_at=bindparam("now"))
+)
+
+INSERT_MESSAGE = insert(_MESSAGES)
+"""A new message's row, every column given (a Core INSERT: no ORM flush)."""
 
 
 def slug_of(name: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -92,6 +92,27 @@ def message_dto(message: Message, reactions: Sequence[Reaction]) -> dict[str, An
         "isPinned": message.pinned_at is not None,
         "pinnedByUserId": _id(message.pinned_by_user_id),
         "pinnedAtUtc": iso(message.pinned_at),
+    }
+
+
+def new_message_dto(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The MessageDto of a message just written (`row`: its column values): no reactions,
+    not edited, deleted or pinned."""
+    return {
+        "id": str(row["id"]),
+        "channelId": str(row["channel_id"]),
+        "authorUserId": str(row["author_user_id"]),
+        "body": row["body"],
+        "parentMessageId": _id(row["parent_id"]),
+        "replyCount": 0,
+        "editedAtUtc": None,
+        "deletedAtUtc": None,
+        "createdAtUtc": iso(row["created_at"]),
+        "mentions": list(row["mentions"]),
+        "reactions": [],
+        "isPinned": False,
+        "pinnedByUserId": None,
+        "pinnedAtUtc": None,
     }
 
 

@@ -15,14 +15,18 @@ from hero.data import UnitOfWork, new_id, utc_now
 from hero.modules.chat.channels import ChannelCommands
 from hero.modules.chat.core import (
     ADMIN,
+    INSERT_MESSAGE,
     MENTION,
+    SET_LAST_MESSAGE,
+    STAMP_CHANNEL,
     NoNotifications,
     NoUsers,
     send_event,
     trimmed_body,
 )
+from hero.modules.chat.dtos import new_message_dto
 from hero.modules.chat.models import Channel, Member, Message, Reaction
-from hero.modules.http import Problem, bad_request, forbidden
+from hero.modules.http import Problem, bad_request, forbidden, not_found
 
 __all__ = ["ChatService", "NoNotifications", "NoUsers"]
 
@@ -33,13 +37,13 @@ class ChatService(ChannelCommands):
     # -- messages ----------------------------------------------------------------------
 
     async def _mentions(
-        self, work: UnitOfWork, tenant: str, channel: Channel, author: uuid.UUID, body: str
+        self, work: UnitOfWork, tenant: str, channel_id: uuid.UUID, author: uuid.UUID, body: str
     ) -> list[uuid.UUID]:
         names = {name.lower().rstrip(".-") for name in MENTION.findall(body)}
         if not names:
             return []
         found = await self.users.resolve_names(work, tenant, names)
-        members = {m.user_id for m in await self._members(work.session, channel.id)}
+        members = {m.user_id for m in await self._members(work.session, channel_id)}
         return [u for u in dict.fromkeys(found.values()) if u != author and u in members]
 
     async def post(  # noqa: PLR0917 (internal call sites, fixed order)
@@ -51,12 +55,21 @@ class ChatService(ChannelCommands):
         parent_id: uuid.UUID | None,
         key: str | None,
     ) -> tuple[dict[str, Any], bool]:
+        """One statement locks the channel, checks the membership and stamps
+        `last_message_at`; the message and its event are two INSERTs (Core, no ORM flush)."""
         body = trimmed_body(text)
         if key is not None and not 1 <= len(key) <= 200:
             raise bad_request("Idempotency-Key must be 1..200 characters.", "Idempotency-Key")
         async with self.outbox.transaction() as work:
             s = work.session
-            channel, _ = await self._member_channel(s, tenant, channel_id, user, lock=True)
+            now = utc_now()
+            connection = await s.connection()
+            stamp = now if key is None else None  # a replay must change nothing
+            stamped = await connection.execute(
+                STAMP_CHANNEL, {"channel": channel_id, "tenant": tenant, "user": user, "now": stamp}
+            )
+            if stamped.rowcount != 1:
+                raise not_found("Channel")
             if key is not None:
                 first = await s.scalar(
                     select(Message).where(
@@ -67,7 +80,7 @@ class ChatService(ChannelCommands):
                 )
                 if first is not None:
                     return await self._message_dto(s, first), False
-            parent = None
+                await connection.execute(SET_LAST_MESSAGE, {"channel": channel_id, "now": now})
             if parent_id is not None:
                 parent = await s.get(Message, parent_id)
                 if (
@@ -81,24 +94,27 @@ class ChatService(ChannelCommands):
                 if parent.parent_id is not None:
                     raise bad_request("Replies are one level deep.", "parentMessageId")
                 parent.reply_count += 1
-            now = utc_now()
-            mentions = await self._mentions(work, tenant, channel, user, body)
-            message = Message(
-                id=new_id(),
-                tenant_id=tenant,
-                channel_id=channel_id,
-                author_user_id=user,
-                body=body,
-                parent_id=parent_id,
-                reply_count=0,
-                mentions=[str(m) for m in mentions],
-                idempotency_key=key,
-                created_at=now,
-            )
-            s.add(message)
-            channel.last_message_at = now
-            await s.flush()
-            dto = await self._message_dto(s, message)
+                await s.flush()
+            mentions = await self._mentions(work, tenant, channel_id, user, body)
+            message_id = new_id()
+            row = {
+                "id": message_id,
+                "tenant_id": tenant,
+                "channel_id": channel_id,
+                "author_user_id": user,
+                "body": body,
+                "parent_id": parent_id,
+                "reply_count": 0,
+                "mentions": [str(m) for m in mentions],
+                "idempotency_key": key,
+                "created_at": now,
+                "edited_at": None,
+                "deleted_at": None,
+                "pinned_by_user_id": None,
+                "pinned_at": None,
+            }
+            await connection.execute(INSERT_MESSAGE, row)
+            dto = new_message_dto(row)
             send_event(
                 work,
                 tenant,
@@ -115,11 +131,11 @@ class ChatService(ChannelCommands):
                     type="chat.mention",
                     title="You were mentioned",
                     body=body[:200],
-                    link=f"/channels/{channel_id}/messages/{message.id}",
+                    link=f"/channels/{channel_id}/messages/{message_id}",
                     source="chat",
                     metadata={
                         "channelId": str(channel_id),
-                        "messageId": str(message.id),
+                        "messageId": str(message_id),
                         "authorUserId": str(user),
                     },
                 )
