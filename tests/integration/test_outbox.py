@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hero.data import Database, Outbox, OutboxEvent
+from hero.data.outbox import Written
 from hero.platform.schema import platform_schema
 from tests.support.servers import UNIT
 
@@ -264,4 +265,27 @@ async def test_a_read_overlapping_a_mark_leaves_the_delivered_event_out(
     assert await _unsent(database) == 0
     assert await outbox.sweep(0.0) == 0
     assert recorder.payloads == [{"n": 1}]
+    await outbox.aclose()
+
+
+async def test_events_the_database_path_already_delivered_are_not_sent_again(
+    database: Database,
+) -> None:
+    """A unit waits for earlier units of its stream at most `stale_after`; a later one that
+    gave up took the database path and delivered this unit's events with its own. When this
+    unit then gets the stream, what the outbox knows as delivered (`through`) is not sent
+    again, even though its INSERT saw nothing committed before it (`prev` is None), which
+    alone would send it from memory. Under load the full suite once delivered an event
+    twice this way."""
+    recorder = Recorder()
+    outbox = Outbox(database, recorder)
+    stream = "channel:raced"
+    async with outbox.transaction() as work:
+        for n in range(3):
+            work.publish("root", stream, {"n": n})
+    assert [p["n"] for p in recorder.payloads] == [0, 1, 2]
+    through = outbox._through[stream]
+    late = Written(through, stream, {"n": 1}, None)  # delivered already, prev unknown
+    await outbox._deliver_committed(stream, [late])
+    assert [p["n"] for p in recorder.payloads] == [0, 1, 2]
     await outbox.aclose()

@@ -105,10 +105,8 @@ def test_an_ephemeral_send_is_a_droppable_message_on_every_path() -> None:
     # On the wire it is a plain Invocation: clients see no difference.
     protocol = JsonHubProtocol()
     assert serialized.get(protocol) == protocol.write(durable.message())
-    sent = envelope.Invoke("me", [], serialized.encoded(), serialized.droppable)
+    sent = envelope.EphemeralInvoke("me", [], serialized.encoded())
     received = envelope.decode(envelope.encode(sent))
-    assert isinstance(received, envelope.Invoke)
-    assert received.droppable
-    old = envelope.decode(envelope.encode(envelope.Invoke("me", [], {})))
-    assert isinstance(old, envelope.Invoke)
-    assert not old.droppable
+    assert isinstance(received, envelope.EphemeralInvoke)
+    durable = envelope.decode(envelope.encode(envelope.Invoke("me", [], {})))
+    assert not isinstance(durable, envelope.EphemeralInvoke)

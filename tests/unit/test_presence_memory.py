@@ -286,7 +286,7 @@ class _FailingAnnouncements:
     def group(self, name: str) -> _FailingAnnouncements:
         return self
 
-    async def send(self, method: str, *args: object) -> None:
+    async def send(self, method: str, *args: object, ephemeral: bool = False) -> None:
         raise RuntimeError("backplane down")
 
 

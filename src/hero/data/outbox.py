@@ -283,6 +283,13 @@ class Outbox:
 
     async def _deliver_committed(self, stream: str, written: list[Written]) -> None:
         async with self._stream_lock(stream):
+            through = self._through.get(stream)
+            if through is not None and through >= written[0].seq:
+                # Delivered already: a later unit stopped waiting for this one (its wait is
+                # bounded by `stale_after`) and took the database path, which sent them.
+                written = [w for w in written if w.seq > through]
+                if not written:
+                    return
             prev = written[0].prev
             known = prev is None or self._through.get(stream) == prev
             if known and await self.marks.lease(stream):

@@ -19,6 +19,7 @@ __all__ = [
     "Ack",
     "ClientInvoke",
     "Envelope",
+    "EphemeralInvoke",
     "GroupMove",
     "Invoke",
     "Result",
@@ -39,8 +40,12 @@ class Invoke(_Base, tag=1, frozen=True):
 
     excluded: list[str]
     payload: dict[str, bytes]
-    droppable: bool = False
-    """An ephemeral message (`EphemeralInvocationMessage`): a recipient that is behind drops it."""
+
+
+class EphemeralInvoke(Invoke, tag=6, frozen=True):
+    """An `Invoke` of an ephemeral message (`EphemeralInvocationMessage`): a recipient that
+    is behind drops it. A tag of its own keeps `Invoke`'s wire form unchanged; an instance
+    of an older version cannot read it and drops it, which an ephemeral message allows."""
 
 
 class GroupMove(_Base, tag=2, frozen=True):
@@ -73,7 +78,7 @@ class Result(_Base, tag=5, frozen=True):
     result: Any
 
 
-Envelope = Invoke | GroupMove | Ack | ClientInvoke | Result
+Envelope = Invoke | EphemeralInvoke | GroupMove | Ack | ClientInvoke | Result
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Envelope)

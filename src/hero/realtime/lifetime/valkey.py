@@ -286,9 +286,8 @@ class ValkeyLifetimeManager(HubLifetimeManager):
     async def _publish_invocation(
         self, channel: str, message: SerializedMessage, excluded: Collection[str] = ()
     ) -> int:
-        envelope = wire.Invoke(
-            self.server_name, list(excluded), self._payload(message), message.droppable
-        )
+        kind = wire.EphemeralInvoke if message.droppable else wire.Invoke
+        envelope = kind(self.server_name, list(excluded), self._payload(message))
         return await self._publish(channel, envelope)
 
     async def _publish_invocations(
@@ -300,9 +299,8 @@ class ValkeyLifetimeManager(HubLifetimeManager):
                 await self._publish_invocation(channel, message)
             return
         subscriptions = self._started()
-        data = wire.encode(
-            wire.Invoke(self.server_name, [], self._payload(message), message.droppable)
-        )
+        kind = wire.EphemeralInvoke if message.droppable else wire.Invoke
+        data = wire.encode(kind(self.server_name, [], self._payload(message)))
         self._link.check()
         try:
             await subscriptions.publish_many(channels, data)
@@ -541,7 +539,8 @@ class ValkeyLifetimeManager(HubLifetimeManager):
         if envelope.origin == self.server_name:
             return
         if isinstance(envelope, wire.Invoke):
-            serialized = SerializedMessage(None, envelope.payload, droppable=envelope.droppable)
+            droppable = isinstance(envelope, wire.EphemeralInvoke)
+            serialized = SerializedMessage(None, envelope.payload, droppable=droppable)
             self._deliver(channel, serialized, envelope.excluded)
         elif isinstance(envelope, wire.Ack):
             wait = self._acks.get(envelope.request)
