@@ -23,9 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,24 +30,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchlib import (
-    Counter,
-    WsClient,
-    drain,
-    git_state,
-    machine_info,
-    package_versions,
-    process_cpu_seconds,
-    process_rss_kib,
-    raise_fd_limit,
-    ws_connect,
-)
+from benchlib import WsClient, process_cpu_seconds, process_rss_kib, raise_fd_limit
 from hero.auth import mint_token
+from herobench import hero_server, signalr_connect, write_report
 
-ROOT = Path(__file__).resolve().parents[1]
-RS = b"\x1e"
 KEY = "bench-signing-key-" + "k" * 32
-STEP_TIMEOUT = 30.0
 SETTLE_SECONDS = 2.0
 
 
@@ -58,71 +42,8 @@ def log(message: str) -> None:
     print(f"[connections] {message}", file=sys.stderr, flush=True)
 
 
-def start_serve(workdir: Path) -> tuple[subprocess.Popen[str], int]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "PYTHONUNBUFFERED": "1",
-            "JwtOptions__SigningKey": KEY,
-            "RateLimiting__Enabled": "false",
-        }
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hero", "serve", "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=workdir,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    port = None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        found = re.search(r"serving on http://127\.0\.0\.1:(\d+)", line)
-        if found:
-            port = int(found.group(1))
-        if port is not None and "startup complete" in line:
-            drain(process)
-            return process, port
-    process.kill()
-    raise RuntimeError("hero serve did not start")
-
-
-async def negotiate(port: int, token: str) -> str:
-    async with asyncio.timeout(STEP_TIMEOUT):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(
-                f"POST /realtime/hub/negotiate?negotiateVersion=1 HTTP/1.1\r\n"
-                f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
-                "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
-            )
-            raw = await reader.read()
-        finally:
-            writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    if b" 200 " not in head.split(b"\r\n", 1)[0]:
-        raise ConnectionError(head.split(b"\r\n", 1)[0].decode("latin-1"))
-    connection_token: str = json.loads(body)["connectionToken"]
-    return connection_token
-
-
 async def connect(port: int, token: str) -> WsClient:
-    connection_token = await negotiate(port, token)
-    client = await ws_connect(
-        "127.0.0.1",
-        port,
-        f"/realtime/hub?id={connection_token}&access_token={token}",
-        Counter(),
-        timeout=STEP_TIMEOUT,
-    )
-    client.send_text(b'{"protocol":"json","version":1}' + RS)
-    reply = await client.receive(STEP_TIMEOUT)
-    if not reply.startswith(b"{}" + RS):
-        raise ConnectionError(f"handshake failed: {reply!r}")
-    return client
+    return await signalr_connect(port, "/realtime/hub", token=token)
 
 
 async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
@@ -191,27 +112,13 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     raise_fd_limit(args.connections * 2 + 200)
-    with tempfile.TemporaryDirectory(prefix="hero-connections-") as workdir:
-        process, port = start_serve(Path(workdir))
-        try:
-            result = asyncio.run(run(args, process.pid, port))
-        finally:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    report = {
-        "benchmark": "connections",
-        "command": "python bench/connections.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_info(),
-        "versions": package_versions(["uvicorn", "uvloop", "websockets", "PyJWT"]),
-        "code": git_state(ROOT),
-        "result": result,
-    }
-    default = ROOT / "bench" / "results" / f"connections-{time.strftime('%Y-%m-%d')}.json"
-    (args.output or default).write_text(json.dumps(report, indent=2) + "\n")
+    env = {"JwtOptions__SigningKey": KEY, "RateLimiting__Enabled": "false"}
+    with (
+        tempfile.TemporaryDirectory(prefix="hero-connections-") as workdir,
+        hero_server("serve", env, cwd=Path(workdir)) as (process, port),
+    ):
+        result = asyncio.run(run(args, process.pid, port))
+    write_report("connections", args.output, {"result": result}, ("PyJWT",))
     print(json.dumps(result))
     return 0
 

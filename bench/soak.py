@@ -19,35 +19,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib import (
-    Counter,
-    WsClient,
-    drain,
-    git_state,
-    http_post,
-    machine_info,
-    package_versions,
-    process_cpu_seconds,
-    process_rss_kib,
-    raise_fd_limit,
-    ws_connect,
-)
+from benchlib import WsClient, process_cpu_seconds, process_rss_kib, raise_fd_limit
+from herobench import hero_server, signalr_connect, write_report
 
-ROOT = Path(__file__).resolve().parents[1]
 RS = b"\x1e"
 GROUP = "soak"
 PING = b'{"type":6}' + RS
 SEQ = re.compile(rb'"target":"Seq","arguments":\[(\d+)\]')
-STEP_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 60.0
 
 
@@ -87,53 +72,11 @@ class Run:
     rss_kib: list[tuple[float, int]] = field(default_factory=list)
 
 
-def start_server(port_file: Path) -> tuple[subprocess.Popen[str], int]:
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hero", "conformance-server", "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if found:
-            port_file.write_text(found.group(1))
-            drain(process)
-            return process, int(found.group(1))
-    process.kill()
-    raise RuntimeError("hero conformance-server did not start")
-
-
 async def connect(port: int, tally: Tally | None) -> WsClient:
-    body = await http_post(
-        "127.0.0.1", port, "/conformance/negotiate?negotiateVersion=1", timeout=STEP_TIMEOUT
-    )
-    token = json.loads(body)["connectionToken"]
-    client = await ws_connect(
-        "127.0.0.1", port, f"/conformance?id={token}", Counter(), timeout=STEP_TIMEOUT
-    )
-    client.send_text(b'{"protocol":"json","version":1}' + RS)
-    reply = await client.receive(STEP_TIMEOUT)
-    if not reply.startswith(b"{}" + RS):
-        raise ConnectionError(f"handshake failed: {reply!r}")
-    if tally is not None:
-        client.send_text(
-            b'{"type":1,"invocationId":"j","target":"JoinGroup","arguments":["'
-            + GROUP.encode()
-            + b'"]}'
-            + RS
-        )
-        async with asyncio.timeout(STEP_TIMEOUT):
-            while b'"type":3' not in await client.inbox.get():
-                pass
-        client.on_text = tally.see
+    if tally is None:
+        return await signalr_connect(port, "/conformance")
+    client = await signalr_connect(port, "/conformance", GROUP)
+    client.on_text = tally.see
     return client
 
 
@@ -239,30 +182,10 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     raise_fd_limit(args.connections * 2 + 100)
-    port_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"hero-soak-{os.getpid()}.port"
-    process, port = start_server(port_file)
-    try:
+    with hero_server("conformance-server") as (process, port):
         result = asyncio.run(soak(args, process.pid, port))
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        port_file.unlink(missing_ok=True)
-    report = {
-        "benchmark": "soak",
-        "command": "python bench/soak.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_info(),
-        "versions": package_versions(["uvicorn", "uvloop", "websockets", "msgspec"]),
-        "code": git_state(ROOT),
-        "result": result,
-    }
-    output = args.output or ROOT / "bench" / "results" / f"soak-{time.strftime('%Y-%m-%d')}.json"
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    summary = {k: v for k, v in result.items() if k != "rss_kib_samples"}
-    print(json.dumps(summary))
+    write_report("soak", args.output, {"result": result}, ("msgspec",))
+    print(json.dumps({k: v for k, v in result.items() if k != "rss_kib_samples"}))
     return 0
 
 

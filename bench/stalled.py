@@ -29,19 +29,14 @@ from benchlib import (
     Counter,
     WsClient,
     encode_payload,
-    git_state,
-    http_post,
-    machine_info,
     make_payload,
     process_rss_kib,
     raise_fd_limit,
-    ws_connect,
 )
-from soak import ROOT, start_server
+from herobench import hero_server, signalr_connect, write_report
 
 RS = b"\x1e"
 GROUP = "bench"
-STEP_TIMEOUT = 30.0
 BURST_TIMEOUT = 120.0
 
 
@@ -50,28 +45,7 @@ def log(message: str) -> None:
 
 
 async def connect(port: int, counter: Counter, *groups: str) -> WsClient:
-    body = await http_post(
-        "127.0.0.1", port, "/conformance/negotiate?negotiateVersion=1", timeout=STEP_TIMEOUT
-    )
-    token = json.loads(body)["connectionToken"]
-    client = await ws_connect(
-        "127.0.0.1", port, f"/conformance?id={token}", counter, timeout=STEP_TIMEOUT
-    )
-    client.send_text(b'{"protocol":"json","version":1}' + RS)
-    reply = await client.receive(STEP_TIMEOUT)
-    if not reply.startswith(b"{}" + RS):
-        raise ConnectionError(f"handshake failed: {reply!r}")
-    for group in groups:
-        client.send_text(
-            b'{"type":1,"invocationId":"j","target":"JoinGroup","arguments":["'
-            + group.encode()
-            + b'"]}'
-            + RS
-        )
-        async with asyncio.timeout(STEP_TIMEOUT):
-            while b'"type":3' not in await client.inbox.get():
-                pass
-    return client
+    return await signalr_connect(port, "/conformance", *groups, counter=counter)
 
 
 async def burst(
@@ -172,24 +146,9 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     raise_fd_limit(args.clients * 2 + 100)
-    port_file = Path("/tmp") / f"hero-stalled-{time.time_ns()}.port"
-    process, port = start_server(port_file)
-    try:
+    with hero_server("conformance-server") as (process, port):
         result = asyncio.run(run(args, process.pid, port))
-    finally:
-        process.terminate()
-        process.wait(15)
-        port_file.unlink(missing_ok=True)
-    report = {
-        "benchmark": "stalled",
-        "command": "python bench/stalled.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_info(),
-        "code": git_state(ROOT),
-        "result": result,
-    }
-    output = args.output or ROOT / "bench" / "results" / f"stalled-{time.strftime('%Y-%m-%d')}.json"
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    write_report("stalled", args.output, {"result": result})
     print(json.dumps({k: v for k, v in result.items() if k != "raw"}))
     return 0
 

@@ -16,11 +16,9 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from benchlib import git_state, machine_info
-from soak import ROOT, start_server
+from herobench import ROOT, hero_server, write_report
 
 SCRIPT = ROOT / "tests" / "interop" / "stateful_drops.mjs"
 
@@ -35,10 +33,8 @@ def main() -> int:
     if node is None:
         print("node is not installed", file=sys.stderr)
         return 1
-    port_file = Path("/tmp") / f"hero-drops-{time.time_ns()}.port"
-    process, port = start_server(port_file)
     results = []
-    try:
+    with hero_server("conformance-server") as (_, port):
         for protocol in ("json", "messagepack"):
             completed = subprocess.run(
                 [
@@ -65,20 +61,7 @@ def main() -> int:
                 return 1
             results.append(json.loads(line.removeprefix("INTEROP-RESULT ")))
             print(json.dumps(results[-1]))
-    finally:
-        process.terminate()
-        process.wait(15)
-        port_file.unlink(missing_ok=True)
-    report = {
-        "benchmark": "stateful-drops",
-        "command": "python bench/stateful_drops.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine_info(),
-        "code": git_state(ROOT),
-        "results": results,
-    }
-    default = ROOT / "bench" / "results" / f"stateful-drops-{time.strftime('%Y-%m-%d')}.json"
-    (args.output or default).write_text(json.dumps(report, indent=2) + "\n")
+    write_report("stateful-drops", args.output, {"results": results})
     return 0
 
 

@@ -1,0 +1,135 @@
+"""What the single-purpose bench scripts (soak, stalled, connections, stateful_drops) share:
+a hero server process on loopback, a SignalR JSON client over `benchlib.WsClient`, and the
+report each writes under bench/results/."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from benchlib import Counter, WsClient, drain, git_state, machine_info, package_versions, ws_connect
+
+ROOT = Path(__file__).resolve().parents[1]
+RS = b"\x1e"
+STEP_TIMEOUT = 30.0
+_LISTENING = re.compile(r"(?:listening|serving) on http://127\.0\.0\.1:(\d+)")
+
+
+@contextlib.contextmanager
+def hero_server(
+    command: str, env: Mapping[str, str] | None = None, cwd: Path = ROOT
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`python -m hero <command>` on a free loopback port, until its startup completed;
+    yields (process, port) and stops it afterwards. Its output is drained in the background
+    (a full pipe would stall its logging, and with it the server)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    argv = [sys.executable, "-m", "hero", command, "--host", "127.0.0.1", "--port", "0"]
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env, cwd=cwd
+    )
+    try:
+        port = _wait_started(process)
+        drain(process)
+        yield process, port
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_started(process: subprocess.Popen[str]) -> int:
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    port = None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        found = _LISTENING.search(line)
+        if found:
+            port = int(found.group(1))
+        if port is not None and "startup complete" in line:
+            return port
+    process.kill()
+    raise RuntimeError("the hero server did not start")
+
+
+async def _post(port: int, path: str, headers: str = "") -> bytes:
+    """A one-shot HTTP/1.1 POST with an empty body; the response body (200 only)."""
+    async with asyncio.timeout(STEP_TIMEOUT):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}"
+                "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
+            raw = await reader.read()
+        finally:
+            writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0]
+    if b" 200 " not in status:
+        raise ConnectionError(f"POST {path}: {status.decode('latin-1')}")
+    return body
+
+
+async def signalr_connect(
+    port: int,
+    hub: str,
+    *groups: str,
+    token: str | None = None,
+    counter: Counter | None = None,
+) -> WsClient:
+    """Negotiate, WebSocket, JSON handshake and a `JoinGroup` per group, as the official
+    client does; `token` travels as a bearer header on negotiate and as `access_token`."""
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    body = await _post(port, f"{hub}/negotiate?negotiateVersion=1", auth)
+    path = f"{hub}?id={json.loads(body)['connectionToken']}"
+    if token:
+        path += f"&access_token={token}"
+    client = await ws_connect("127.0.0.1", port, path, counter or Counter(), timeout=STEP_TIMEOUT)
+    client.send_text(b'{"protocol":"json","version":1}' + RS)
+    reply = await client.receive(STEP_TIMEOUT)
+    if not reply.startswith(b"{}" + RS):
+        raise ConnectionError(f"handshake failed: {reply!r}")
+    for group in groups:
+        client.send_text(
+            b'{"type":1,"invocationId":"j","target":"JoinGroup","arguments":["'
+            + group.encode()
+            + b'"]}'
+            + RS
+        )
+        async with asyncio.timeout(STEP_TIMEOUT):
+            while b'"type":3' not in await client.inbox.get():
+                pass
+    return client
+
+
+def write_report(
+    name: str, output: Path | None, body: Mapping[str, Any], packages: tuple[str, ...] = ()
+) -> Path:
+    """bench/results/<name>-<UTC date>.json (or `output`): the command, date, machine,
+    versions and commit around `body`."""
+    report = {
+        "benchmark": name,
+        "command": f"python bench/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine_info(),
+        "versions": package_versions(("uvicorn", "uvloop", "websockets", *packages)),
+        "code": git_state(ROOT),
+        **body,
+    }
+    path = output or ROOT / "bench" / "results" / f"{name}-{time.strftime('%Y-%m-%d')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
