@@ -428,6 +428,16 @@ class HubDispatcher:
             if upload is not None:
                 upload.abandon()
 
+    def _stream_failed(self, invocation_id: str, exc: BaseException) -> CompletionMessage:
+        return CompletionMessage.with_error(
+            invocation_id,
+            error_text(
+                "An error occurred on the server while streaming results.",
+                exc,
+                self._options.enable_detailed_errors,
+            ),
+        )
+
     async def _run_stream(
         self,
         connection: HubConnection,
@@ -462,30 +472,12 @@ class HubDispatcher:
             if _being_cancelled():
                 raise  # by the client (CancelInvocation) or the connection closing
             failed = True
-            connection.write(
-                CompletionMessage.with_error(
-                    invocation_id,
-                    error_text(
-                        "An error occurred on the server while streaming results.",
-                        exc,
-                        self._options.enable_detailed_errors,
-                    ),
-                )
-            )
+            connection.write(self._stream_failed(invocation_id, exc))
         except Exception as exc:
             failed = True
             if not isinstance(exc, HubException):
                 logger.exception("stream %s failed", method.name)
-            connection.write(
-                CompletionMessage.with_error(
-                    invocation_id,
-                    error_text(
-                        "An error occurred on the server while streaming results.",
-                        exc,
-                        self._options.enable_detailed_errors,
-                    ),
-                )
-            )
+            connection.write(self._stream_failed(invocation_id, exc))
         finally:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:

@@ -247,19 +247,8 @@ class HubConnectionHandler:
         except ProtocolError as exc:
             logger.info("protocol error from %s: %s", connection.connection_id, exc)
             detailed = self._options.enable_detailed_errors
-            connection.abort(
-                CloseReason(
-                    CloseMessage(
-                        error=(
-                            f"{CLOSED_WITH_ERROR} InvalidDataException: {exc}"
-                            if detailed
-                            else CLOSED_WITH_ERROR
-                        ),
-                        allow_reconnect=True,
-                    ),
-                    exc,
-                )
-            )
+            text = f"{CLOSED_WITH_ERROR} InvalidDataException: {exc}" if detailed else None
+            self._close_with_error(connection, exc, text)
             return None
         if messages:
             self._observer.message_received(connection, len(messages))
@@ -267,7 +256,6 @@ class HubConnectionHandler:
 
     async def _handle(self, connection: HubConnection, message: HubMessage) -> bool:
         """Dispatch one message; False when the read loop must stop."""
-        detailed = self._options.enable_detailed_errors
         replay = connection.replay
         if replay is not None:
             if isinstance(message, AckMessage):
@@ -278,15 +266,7 @@ class HubConnectionHandler:
                     bad = ProtocolError(
                         "Sequence ID greater than amount of messages we've received."
                     )
-                    connection.abort(
-                        CloseReason(
-                            CloseMessage(
-                                error=error_text(CLOSED_WITH_ERROR, bad, detailed),
-                                allow_reconnect=True,
-                            ),
-                            bad,
-                        )
-                    )
+                    self._close_with_error(connection, bad)
                     return False
                 return True
             if isinstance(message, TRACKABLE_TYPES) and not replay.accept_incoming():
@@ -298,20 +278,20 @@ class HubConnectionHandler:
             # Not the client's fault (e.g. the backplane failed relaying a client result):
             # end this connection with an error, others go on.
             logger.exception("dispatch failed for %s", connection.connection_id)
-            connection.abort(
-                CloseReason(
-                    CloseMessage(
-                        error=error_text(CLOSED_WITH_ERROR, exc, detailed),
-                        allow_reconnect=True,
-                    ),
-                    exc,
-                )
-            )
+            self._close_with_error(connection, exc)
             return False
         finally:
             connection.dispatching -= 1
             connection.last_received = time.monotonic()
         return not connection.closing.is_set()
+
+    def _close_with_error(
+        self, connection: HubConnection, exc: BaseException, text: str | None = None
+    ) -> None:
+        """End `connection` with a Close carrying an error and `allowReconnect` (the text
+        names the exception only with detailed errors on)."""
+        error = text or error_text(CLOSED_WITH_ERROR, exc, self._options.enable_detailed_errors)
+        connection.abort(CloseReason(CloseMessage(error=error, allow_reconnect=True), exc))
 
     def _ensure_heartbeat(self) -> None:
         task = self._heartbeat
@@ -367,15 +347,7 @@ class HubConnectionHandler:
             exc = TimeoutError(
                 "Client hasn't sent a message/ping within the configured ClientTimeoutInterval."
             )
-            connection.abort(
-                CloseReason(
-                    CloseMessage(
-                        error=error_text(CLOSED_WITH_ERROR, exc, options.enable_detailed_errors),
-                        allow_reconnect=True,
-                    ),
-                    exc,
-                )
-            )
+            self._close_with_error(connection, exc)
             return
         if connection.replay is not None:
             acknowledged = connection.replay.ack_due()
