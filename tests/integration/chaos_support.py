@@ -139,8 +139,11 @@ async def history(
     after: str | None = None,
 ) -> list[str]:
     """Ids of the channel's top-level messages after `after` (all without it), oldest first,
-    read over the REST API page by page."""
+    read over the REST API page by page. Without `after` the API answers the newest page, so
+    the walk starts after the nil id, before every UUIDv7."""
     ids: list[str] = []
+    if after is None:
+        after = "00000000-0000-0000-0000-000000000000"
     while True:
         params: dict[str, Any] = {"pageSize": 200}
         if after is not None:
