@@ -118,9 +118,9 @@ class Running:
 
 
 @contextmanager
-def run_server(spec: ServerSpec) -> Iterator[Running]:
+def run_server(spec: ServerSpec, extra_env: dict[str, str] | None = None) -> Iterator[Running]:
     """Start one server subprocess, wait for its banner, always stop it afterwards."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(extra_env or {}))
     process = subprocess.Popen(
         spec.command,
         stdout=subprocess.PIPE,

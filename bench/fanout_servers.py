@@ -16,7 +16,8 @@ that makes the server send `count` messages to the group in one go, without yiel
 - hero-bench: the ConformanceHub at /conformance plus `Burst(group, target, arg, count)` and
   `Scatter(group, target, arg, count)`: `count` independent `HubContext` sends, each its own
   task (as `count` unrelated pieces of application code would send).
-- socketio: `join(room)` enters the room and acks `true`; `publish(payload)` emits
+- socketio: `join(room)` enters the room and acks `true`; `echo(payload)` returns it (an
+  ack when asked for, nothing otherwise); `publish(payload)` emits
   `tick(payload)` to room "bench"; `burst(payload, count)` does that `count` times;
   `scatter(payload, count)` starts `count` tasks that each emit once.
 - ceiling: text frame "J" joins the group (answered with "J"); "P<payload>" sends <payload>
@@ -119,6 +120,10 @@ def serve_socketio() -> None:
     async def join(sid: str, room: str) -> bool:
         await sio.enter_room(sid, room)
         return True
+
+    @sio.on("echo")  # type: ignore[untyped-decorator]
+    async def echo(sid: str, data: Any) -> Any:
+        return data  # acknowledged when the client asked for it (fanout_more.py inbound)
 
     @sio.on("publish")  # type: ignore[untyped-decorator]
     async def publish(sid: str, data: Any) -> None:

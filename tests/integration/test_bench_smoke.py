@@ -72,6 +72,53 @@ def test_fanout_quick_reports_all_three_servers(tmp_path: Path) -> None:
                 assert summary["server_cpu_us_per_frame"] > 0
 
 
+def test_fanout_more_quick_completes_every_part(tmp_path: Path) -> None:
+    """bench/fanout_more.py --quick: inbound (both servers, both styles), the four hero
+    transports and the three scale-out setups all complete with positive figures."""
+    output = tmp_path / "fanout-more-quick.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "fanout_more.py"),
+            "--quick",
+            "--output",
+            f"{output}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600 * UNIT,  # a hang guard, not a measurement
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "INCOMPLETE" not in completed.stdout
+
+    parts = json.loads(output.read_text())["parts"]
+    assert set(parts["inbound"]["rows"]) == {
+        "hero/result",
+        "socketio/result",
+        "hero/fire",
+        "socketio/fire",
+    }
+    for row in parts["inbound"]["rows"].values():
+        for run in row["result"]["runs"]:
+            assert run["complete"]
+            assert run["replies"] == run["expected_replies"] > 0
+            assert run["server_cpu_us_per_invocation"] > 0
+    assert set(parts["transports"]["rows"]) == {"ws-json", "ws-msgpack", "sse", "longpolling"}
+    assert set(parts["scaleout"]["rows"]) == {"one", "one+valkey", "two+valkey"}
+    fanout_rows = [*parts["transports"]["rows"].values(), *parts["scaleout"]["rows"].values()]
+    for row in fanout_rows:
+        for run in row["result"]["runs"]:
+            assert run["complete"]
+            for target in run["targets"]:
+                assert target["delivered"] == target["expected"] > 0
+                assert target["server_cpu_us_per_msg"] > 0
+    two = parts["scaleout"]["rows"]["two+valkey"]["result"]["runs"][0]["targets"]
+    assert len(two) == 2  # instance B's clients got every broadcast published on A
+
+
 def test_chat_latency_quick_delivers_every_message(tmp_path: Path) -> None:
     """bench/chat_latency.py --quick on SQLite: every (message, member) receipt arrives."""
     output = tmp_path / "chat-latency-quick.json"
