@@ -127,7 +127,6 @@ class HubConnection:
         "dispatching",
         "ephemeral_dropped",
         "invocation_bucket",
-        "items",
         "last_received",
         "messages_sent",
         "ping_received",
@@ -144,16 +143,15 @@ class HubConnection:
         self.transport = transport
         self._outbound = transport.outbound  # a connection keeps its buffer for life
         self._protocol = protocol
-        self.items: dict[str, Any] = transport.items
         self.last_received = time.monotonic()
         self.ping_received = False
         self.dispatching = 0
         self.closing = Flag()
         self.close_reason: CloseReason | None = None
         self.streams: dict[str, asyncio.Task[None]] = {}
-        self.cancelled_streams: set[str] = set()
+        self.cancelled_streams: set[str] | None = None  # made by the first CancelInvocation
         self.uploads: dict[str, UploadStream] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] | None = None  # made by the first `spawn`
         self.slots: asyncio.Semaphore
         self.invocation_bucket: TokenBucket | None = None  # made by the dispatcher
         self._dropped = False
@@ -162,6 +160,11 @@ class HubConnection:
         """Ephemeral messages not queued because the client was behind (a metric)."""
         self.replay: ReplayBuffer | None = None
         self.reader: asyncio.Task[None] | None = None
+
+    @property
+    def items(self) -> dict[str, Any]:
+        """The transport connection's items (one dict for the connection's whole life)."""
+        return self.transport.items
 
     @property
     def dropped(self) -> bool:
@@ -259,6 +262,9 @@ class HubConnection:
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        tasks = self.tasks
+        if tasks is None:
+            tasks = self.tasks = set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return task

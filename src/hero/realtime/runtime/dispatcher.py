@@ -162,6 +162,8 @@ class HubDispatcher:
         elif isinstance(message, CancelInvocationMessage):
             task = connection.streams.get(message.invocation_id)
             if task is not None:
+                if connection.cancelled_streams is None:
+                    connection.cancelled_streams = set()
                 connection.cancelled_streams.add(message.invocation_id)
                 task.cancel()
         elif isinstance(message, PingMessage):
@@ -418,8 +420,11 @@ class HubDispatcher:
         invocation_id = message.invocation_id
         if connection.streams.get(invocation_id) is task:
             del connection.streams[invocation_id]
-        cancelled_by_client = invocation_id in connection.cancelled_streams
-        connection.cancelled_streams.discard(invocation_id)
+        cancelled = connection.cancelled_streams
+        cancelled_by_client = False
+        if cancelled is not None and invocation_id in cancelled:
+            cancelled.discard(invocation_id)
+            cancelled_by_client = True
         if task.cancelled() and cancelled_by_client:
             # The client cancelled this stream: a final empty Completion, as .NET sends.
             connection.write(CompletionMessage.empty(invocation_id))

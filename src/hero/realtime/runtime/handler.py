@@ -377,7 +377,7 @@ class HubConnectionHandler:
             await self._lifetime.on_disconnected(connection)
         finally:
             self._write_close(connection)
-            pending = [t for t in connection.tasks if not t.done()]
+            pending = [t for t in connection.tasks or () if not t.done()]
             if pending:
                 _, still = await asyncio.wait(
                     pending, timeout=self._options.invocation_drain_timeout

@@ -271,6 +271,19 @@ class Connection:
     WebSocket transport then sends Text or Binary frames accordingly.
     """
 
+    __slots__ = (
+        "_items",
+        "connection_id",
+        "connection_token",
+        "created_at",
+        "identity",
+        "inbound",
+        "lifecycle",
+        "outbound",
+        "transfer_format",
+        "transport",
+    )
+
     def __init__(
         self,
         connection_id: str,
@@ -287,13 +300,22 @@ class Connection:
         self.outbound = OutboundBuffer(outbound_limit)
         self.transport: TransportKind | None = None
         self.transfer_format = TransferFormat.TEXT
-        self.items: dict[str, Any] = {}
+        self._items: dict[str, Any] | None = None
         self.created_at = time.monotonic()
         # Every change of the connection's state goes through this (transports/lifecycle.py):
         # stateful reconnect (docs/protocol.md §8) is agreed at negotiate and switched on by
         # the hub after a version-2 handshake on WebSockets; a dropped socket then only
         # suspends the connection until the client resumes it (or it is reaped).
         self.lifecycle = Lifecycle()
+
+    @property
+    def items(self) -> dict[str, Any]:
+        """Per-connection state for the application (made on first use: most connections
+        never store anything)."""
+        items = self._items
+        if items is None:
+            items = self._items = {}
+        return items
 
     @property
     def suspended(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 from hero.realtime.protocol import TransferFormat
@@ -75,6 +76,11 @@ class FrameWriter:
                 return
 
 
+def _resolve(first: asyncio.Future[None], _: object) -> None:
+    if not first.done():
+        first.set_result(None)
+
+
 async def run_websocket(
     connection: Connection, receive: Receive, send: Send, *, send_timeout: float
 ) -> None:
@@ -127,21 +133,28 @@ async def run_websocket(
 
     reader = asyncio.ensure_future(pump_in())
     writer = asyncio.ensure_future(pump_out())
-    tasks: set[asyncio.Future[Any]] = {reader, writer}
     lifecycle = connection.lifecycle
     holder = None
+    replaced = None
     if lifecycle.stateful_negotiated:
         # Only a stateful connection can be taken over by a new socket (a resume).
         holder = lifecycle.take_over()
-        tasks.add(asyncio.ensure_future(holder.wait()))
-    replaced = tasks - {reader, writer}
+        replaced = asyncio.ensure_future(holder.wait())
+    tasks = (reader, writer) if replaced is None else (reader, writer, replaced)
+    # Waits like asyncio.wait(FIRST_COMPLETED), without its per-call coroutine, waiter and
+    # sets, which an idle connection would hold for its whole life: one future, resolved by
+    # whichever task ends first (several may be done by the time this one wakes).
+    first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    ended = functools.partial(_resolve, first)
+    for task in tasks:
+        task.add_done_callback(ended)
     suspend = False
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if replaced & done:
+        await first
+        if replaced is not None and replaced.done():
             # A stateful client resumed on a new socket: this one just stops.
             suspend = True
-        elif writer in done:
+        elif writer.done():
             code = writer.result()
             reader.cancel()
             connection.client_gone()
@@ -157,6 +170,7 @@ async def run_websocket(
                 suspend = reader.result() and lifecycle.resumable
     finally:
         for task in tasks:
+            task.remove_done_callback(ended)
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
