@@ -17,12 +17,13 @@ import platform
 import resource
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 MARKER = b"bench_tick"
 """Appears exactly once in every benchmark payload and nowhere else on the wire."""
@@ -400,3 +401,22 @@ def drain(process: subprocess.Popen[str]) -> threading.Thread:
     thread = threading.Thread(target=pump, name="drain-server-output", daemon=True)
     thread.start()
     return thread
+
+
+def run_json_script(command: list[str], budget: float, what: str) -> dict[str, Any]:
+    """Run a client script (bounded by `budget` seconds), pass its stderr on, and return the
+    JSON object on the last line of its stdout."""
+    completed = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=budget,
+        cwd=Path(__file__).resolve().parents[1],
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    sys.stderr.write(completed.stderr)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{what} failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result

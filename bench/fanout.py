@@ -43,7 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib import git_state, loadavg, machine_info, package_versions, raise_fd_limit
+from benchlib import (
+    git_state,
+    loadavg,
+    machine_info,
+    package_versions,
+    raise_fd_limit,
+    run_json_script,
+)
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -195,22 +202,7 @@ def run_clients(
     bursts = (args.repeat + 1) * (len(args.rates) if latency else 1)
     paced = sum(args.latency_messages / r for r in args.rates) * args.repeat if latency else 0
     budget = 120 + bursts * (args.burst_timeout + 5) + paced
-    completed = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=budget,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    sys.stderr.write(completed.stderr)
-    if completed.returncode != 0:
-        raise RuntimeError(
-            f"{spec.kind} client failed ({completed.returncode}):\n{completed.stderr[-4000:]}"
-        )
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return result
+    return run_json_script(command, budget, f"{spec.kind} client")
 
 
 def event_loop(pid: int) -> str:

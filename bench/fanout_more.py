@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -33,7 +32,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchlib import git_state, loadavg, machine_info, raise_fd_limit
+from benchlib import git_state, loadavg, machine_info, raise_fd_limit, run_json_script
 from fanout import BENCH, ROOT, SERVERS, Running, event_loop, run_server, versions
 
 PARTS = ("inbound", "transports", "scaleout")
@@ -60,20 +59,7 @@ def ratio(a: float, b: float) -> float | None:
 
 def client(arguments: list[str], budget: float) -> dict[str, Any]:
     command = [sys.executable, str(BENCH / "fanout_more_client.py"), *arguments]
-    completed = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=budget,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    sys.stderr.write(completed.stderr)
-    if completed.returncode != 0:
-        raise RuntimeError(f"client failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return result
+    return run_json_script(command, budget, "client")
 
 
 # -- inbound -------------------------------------------------------------------------------
