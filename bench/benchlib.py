@@ -420,3 +420,15 @@ def run_json_script(command: list[str], budget: float, what: str) -> dict[str, A
         raise RuntimeError(f"{what} failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
+
+
+def save_results(report: dict[str, Any], output: str | None, name: str, *, quick: bool) -> None:
+    """Write `report` to `output`, or to bench/results/<name>.json for a full run (a quick
+    smoke run writes nothing unless asked)."""
+    if output is None and not quick:
+        output = str(Path(__file__).resolve().parent / "results" / f"{name}.json")
+    if output:
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nresults: {path}", file=sys.stderr)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import re
 import statistics
@@ -50,6 +49,7 @@ from benchlib import (
     package_versions,
     raise_fd_limit,
     run_json_script,
+    save_results,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -475,14 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     table = markdown(report)
     print(table)
-    output = args.output
-    if output is None and not args.quick:
-        output = str(BENCH / "results" / f"fanout-{now:%Y-%m-%d}.json")
-    if output:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nresults: {path}", file=sys.stderr)
+    save_results(report, args.output, f"fanout-{now:%Y-%m-%d}", quick=args.quick)
     return 0
 
 

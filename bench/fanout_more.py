@@ -22,17 +22,22 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import socket
 import statistics
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
-from benchlib import git_state, loadavg, machine_info, raise_fd_limit, run_json_script
+from benchlib import (
+    git_state,
+    loadavg,
+    machine_info,
+    raise_fd_limit,
+    run_json_script,
+    save_results,
+)
 from fanout import BENCH, ROOT, SERVERS, Running, event_loop, run_server, versions
 
 PARTS = ("inbound", "transports", "scaleout")
@@ -423,14 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, part in parts.items():
         lines += ["", f"### {name}", "", *tables[name](part)]
     print("\n".join(lines))
-    output = args.output
-    if output is None and not args.quick:
-        output = str(BENCH / "results" / f"fanout-more-{now:%Y-%m-%d}.json")
-    if output:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nresults: {path}", file=sys.stderr)
+    save_results(report, args.output, f"fanout-more-{now:%Y-%m-%d}", quick=args.quick)
     return 0
 
 

@@ -137,10 +137,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._cancel(self._head_timer)
         self._head_timer = None
         super().on_headers_complete()
-        if not self.transport.is_closing() and self.cycle is not None:
+        if not self.transport.is_closing() and self.cycle is not None and self._has_body():
             self._body_bytes = 0
             self._body_reading = 0.0
             self._body_timer = self.loop.call_later(1.0, self._check_body_rate)
+
+    def _has_body(self) -> bool:
+        """Whether the request announced a body (most do not: no timer for them)."""
+        for name, value in self.headers:
+            if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+                return True
+        return False
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
