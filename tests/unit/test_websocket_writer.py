@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hero.realtime.protocol import TransferFormat
-from hero.realtime.transports import ANONYMOUS, Connection
+from hero.realtime.transports import ANONYMOUS, Connection, ConnectionState
 from hero.realtime.transports.websockets import INTERNAL_ERROR, NORMAL_CLOSURE, run_websocket
 
 
@@ -87,6 +87,19 @@ async def test_a_send_that_fails_ends_the_socket_with_its_error() -> None:
     connection.outbound.write(b"boom")
     with pytest.raises(ConnectionResetError):
         await asyncio.wait_for(task, 5)
+
+
+async def test_a_send_that_fails_suspends_a_stateful_connection() -> None:
+    """The socket died under a send before the reader saw it go: a stateful connection waits
+    for its client to resume, as for a socket the reader saw dropped."""
+    connection, peer = _connection(), Peer(fail=("boom",))
+    connection.lifecycle.stateful_negotiated = True
+    connection.lifecycle.allow_resume(lambda: None)
+    connection.lifecycle.transition(ConnectionState.ACTIVE)
+    task = await _idle_writer(connection, peer, 10.0)
+    connection.outbound.write(b"boom")
+    await asyncio.wait_for(task, 5)  # no error: the connection lives on
+    assert connection.lifecycle.state is ConnectionState.SUSPENDED
 
 
 async def test_binary_connections_get_binary_frames() -> None:

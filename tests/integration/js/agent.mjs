@@ -8,11 +8,13 @@
 // Protocol: one JSON object per line.
 //   stdin  (commands): {"id": n, "op": "connect" | "invoke" | "send" | "stop" | "state" | "exit", ...}
 //     connect {name, url, tokens?: [first, ...later], transport?, protocol?, reconnect?: bool | [ms...],
-//              targets?: [target...], instances?: [base...], failover?: [base...]}
+//              targets?: [target...], instances?: [base...], rotate?: bool, failover?: [base...],
+//              stateful?: bool}
 //              accessTokenFactory returns tokens[0] until start() has resolved and the last token
 //              afterwards (fresh credentials for reconnects); no tokens: no factory at all.
 //     invoke  {name, method, args}      -> the hub method's result
 //     send    {name, method, args}      -> null once sent (no completion awaited)
+//     drop    {name}                     -> null (its WebSocket destroyed without a close frame)
 //     stop    {name}                     -> null
 //     state   {name}                     -> {state, connectionId}
 //   stdout (replies):  {"reply": n, "ok": true, "value": ...} | {"reply": n, "ok": false, "error": "...",
@@ -20,6 +22,7 @@
 //   stdout (events):   {"event": "message", "conn": name, "target": t, "args": [...]}
 //                      {"event": "reconnecting" | "reconnected" | "close", "conn": name, "error"?, "connectionId"?}
 //                      {"event": "failover", "conn": name, "to": base}   (a `failover` connection moved on)
+//                      {"event": "socket", "conn": name, "base": base}   (an `instances` WebSocket opened)
 // Client logs go to stderr (HERO_INTEROP_LOG=debug for a trace). End of stdin stops every
 // connection and exits, so the process never outlives the test.
 
@@ -67,11 +70,27 @@ function get(name) {
 // HTTP requests (negotiate, each poll, each send, the DELETE), its EventSource and its
 // WebSocket. This is a load balancer without affinity, inside the client. With
 // `negotiateOn`, the negotiate request goes there instead and every other one to `instances`.
-function scatter(instances, negotiateOn) {
+// With `rotate`, each new WebSocket goes to the instance after the previous socket's (so a
+// stateful reconnect always lands on another instance than the dropped socket's); a "socket"
+// event names the instance each WebSocket went to.
+function scatter(name, instances, negotiateOn, rotate) {
+    let next = 0;
     const pick = (url) => {
         const target = new URL(url);
         const negotiating = negotiateOn && target.pathname.endsWith("/negotiate");
-        const base = negotiating ? negotiateOn : instances[Math.floor(Math.random() * instances.length)];
+        const socket = target.protocol.startsWith("ws");
+        let base;
+        if (negotiating) {
+            base = negotiateOn;
+        } else if (socket && rotate) {
+            base = instances[next % instances.length];
+            next += 1;
+        } else {
+            base = instances[Math.floor(Math.random() * instances.length)];
+        }
+        if (socket) {
+            emit({ event: "socket", conn: name, base });
+        }
         const chosen = new URL(base);
         target.protocol = target.protocol.startsWith("ws") ? chosen.protocol.replace("http", "ws") : chosen.protocol;
         target.host = chosen.host;
@@ -172,11 +191,14 @@ async function connect(command) {
         Object.assign(options, failover(name, command.failover));
     }
     if (Array.isArray(command.instances) && command.instances.length) {
-        Object.assign(options, scatter(command.instances, command.negotiateOn));
+        Object.assign(options, scatter(name, command.instances, command.negotiateOn, command.rotate));
     }
     let builder = new signalR.HubConnectionBuilder().withUrl(command.url, options).configureLogging(logger);
     if (command.protocol === "messagepack") {
         builder = builder.withHubProtocol(new MessagePackHubProtocol());
+    }
+    if (command.stateful) {
+        builder = builder.withStatefulReconnect();
     }
     if (Array.isArray(command.reconnect)) {
         builder = builder.withAutomaticReconnect(command.reconnect);
@@ -234,6 +256,10 @@ async function handle(command) {
         }
         case "send":
             await get(command.name).send(command.method, ...(command.args || []));
+            return null;
+        case "drop":
+            // A network drop: the WebSocket goes away without a close frame.
+            get(command.name).connection.transport._webSocket._socket.destroy();
             return null;
         case "stop":
             await get(command.name).stop();

@@ -172,6 +172,8 @@ class NodeAgent:
         failover: Sequence[str] = (),
         answers: Sequence[str] = (),
         negotiate_on: str | None = None,
+        rotate: bool = False,
+        stateful: bool = False,
     ) -> str:
         """Start a connection (start() resolved); returns its connection id.
         `failover`: base URLs tried in turn: everything goes to the current one (the first at
@@ -179,7 +181,9 @@ class NodeAgent:
 
         `instances`: base URLs (`http://host:port`) of several servers; every HTTP request,
         EventSource and WebSocket of the connection goes to a random one of them (with
-        `negotiate_on`, a base URL too, the negotiate request goes there instead). `answers`:
+        `negotiate_on`, a base URL too, the negotiate request goes there instead; with
+        `rotate`, each WebSocket goes to the instance after the previous one's). `stateful`:
+        the client asks for stateful reconnect. `answers`:
         client methods that answer a client-result invocation with `answered <json arg>`."""
         self.events.setdefault(name, [])
         value = await self.call(
@@ -195,6 +199,8 @@ class NodeAgent:
             failover=list(failover),
             answers=list(answers),
             negotiateOn=negotiate_on,
+            rotate=rotate,
+            stateful=stateful,
         )
         return str(value["connectionId"])
 

@@ -17,6 +17,7 @@ import msgspec
 
 from hero.realtime.connections.registry import Application, ConnectionManager
 from hero.realtime.connections.relay import Relay
+from hero.realtime.connections.socket_relay import Claim
 from hero.realtime.protocol.negotiate import (
     TRANSPORT_ORDER,
     NegotiateResponse,
@@ -130,10 +131,12 @@ class ConnectionEndpoint:
             token_key=self.options.connection_token_key,
             instance=relay.name if relay is not None else None,
         )
+        if relay is not None:
+            self.connections.on_forget = self._forgotten
 
     async def start(self) -> None:
         if self.relay is not None:
-            await self.relay.start(self)
+            await self.relay.start(self, self._claim_socket)
 
     async def aclose(self) -> None:
         await self.connections.aclose()
@@ -155,6 +158,49 @@ class ConnectionEndpoint:
         timeout = self.options.long_poll_timeout + self.options.transport_send_timeout
         await relay.forward(owner, scope, receive, send, timeout=timeout)
         return True
+
+    async def _relayed_socket(
+        self, token: str, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[bool, bool]:
+        """A WebSocket for a connection this instance does not hold: relay it to the
+        instance that does (a stateful resume). Returns (served, stateful): not served when
+        no instance holds it (then it is taken over here, the usual case of a socket that
+        reached another instance than its negotiate), stateful when the issuer says the
+        client negotiated stateful reconnect."""
+        relay = self.relay
+        if relay is None or Relay.was_relayed(scope):
+            return False, False
+        owner = ConnectionManager.owner_of(token)
+        target = relay.moved.get(token) if owner == relay.name else owner
+        if target is None or target == relay.name:
+            return False, False
+        released = await relay.forward_socket(target, token, scope, receive, send)
+        return released is None, released is not None and released.stateful
+
+    def _claim_socket(self, token: str, origin: str) -> Claim | str:
+        """Another instance received a WebSocket for connection `token`, issued here: serve
+        it here if the connection lives here; release it if it is negotiated but unused (the
+        other instance takes it over) or unknown; or name the instance it was released to."""
+        assert self.relay is not None
+        connection = self.connections.get(token)
+        if connection is None:
+            holder = self.relay.moved.get(token)
+            return holder if holder is not None and holder != origin else Claim.RELEASE
+        lifecycle = connection.lifecycle
+        if lifecycle.state is ConnectionState.NEGOTIATED and not lifecycle.requests:
+            self.connections.dispose(connection)
+            self.relay.released(token, origin)
+            return Claim.RELEASE_STATEFUL if lifecycle.stateful_negotiated else Claim.RELEASE
+        return Claim.SERVE
+
+    def _forgotten(self, connection: Connection) -> None:
+        """A connection ended: if another instance issued it and released it here, that
+        instance stops pointing sockets for it here."""
+        assert self.relay is not None
+        token = connection.connection_token
+        owner = ConnectionManager.owner_of(token)
+        if owner is not None and owner != self.relay.name:
+            self.relay.forget(owner, token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -291,12 +337,17 @@ class ConnectionEndpoint:
             return
         token = _query(scope).get("id")
         if token and self.connections.get(token) is None:
+            served, stateful = await self._relayed_socket(token, scope, receive, send)
+            if served:
+                return
             identity = await self._identify(scope)
             if identity is not None:
                 if self._at_user_limit(identity):
                     await self._reject_user_limit(scope, send)
                     return
-                self.connections.adopt(token, identity)
+                adopted = self.connections.adopt(token, identity)
+                if adopted is not None:
+                    adopted.lifecycle.stateful_negotiated = stateful
         if token:
             connection, _ = await self._lookup(scope, send, websocket=True)
             if connection is None:

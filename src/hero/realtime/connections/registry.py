@@ -60,6 +60,8 @@ class ConnectionManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closing = False
+        self.on_forget: Callable[[Connection], None] | None = None
+        """Called when a connection leaves the registry (for good)."""
 
     def __len__(self) -> int:
         return len(self._by_token)
@@ -179,6 +181,8 @@ class ConnectionManager:
         connection.lifecycle.dispose()
         if self._by_token.get(connection.connection_token) is connection:
             del self._by_token[connection.connection_token]
+            if self.on_forget is not None:
+                self.on_forget(connection)
             user = connection.identity.user_id
             if user is not None:
                 left = self._per_user.get(user, 0) - 1

@@ -15,6 +15,9 @@ An owner that is gone answers as a dead connection does: `404 No Connection with
 when nobody receives the request, or the end of the response when the owner disappears in
 the middle of it (checked every `liveness_interval` seconds); a relay never hangs.
 
+WebSockets are relayed too when they must be (a stateful reconnect that lands on another
+instance than the one holding the connection): socket_relay.py.
+
 The bus is an interface (`RelayBus`); hero provides one on Valkey pub/sub (valkey_relay.py)
 and one on a Valkey Cluster's sharded pub/sub (sharded_relay.py).
 """
@@ -25,15 +28,38 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
+from hero.realtime.connections.relay_messages import (
+    Cancel,
+    Chunk,
+    Credit,
+    Forget,
+    Message,
+    Release,
+    Request,
+    Socket,
+    Start,
+    decoder,
+    encoder,
+)
+from hero.realtime.connections.socket_relay import (
+    HOP_HEADER,
+    Claim,
+    Claimant,
+    SocketEnd,
+    forward_socket,
+    serve_socket,
+)
 from hero.realtime.transports.asgi import Receive, Scope, Send, respond
 
 logger = logging.getLogger("hero.realtime.relay")
+
+_MOVED_LIMIT = 100_000
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -57,44 +83,6 @@ class RelayBus(Protocol):
         """Whether `instance` is listening right now."""
 
 
-# ---------------------------------------------------------------------- messages
-
-
-class Request(msgspec.Struct, tag="req", array_like=True):
-    rid: str
-    origin: str
-    method: str
-    path: str
-    query: bytes
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-
-
-class Start(msgspec.Struct, tag="start", array_like=True):
-    rid: str
-    status: int
-    headers: list[tuple[bytes, bytes]]
-
-
-class Chunk(msgspec.Struct, tag="body", array_like=True):
-    rid: str
-    data: bytes
-    more: bool
-
-
-class Credit(msgspec.Struct, tag="credit", array_like=True):
-    rid: str
-
-
-class Cancel(msgspec.Struct, tag="cancel", array_like=True):
-    rid: str
-
-
-Message = Request | Start | Chunk | Credit | Cancel
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Message)
-
-
 class RelayError(Exception):
     """The owner could not be reached."""
 
@@ -114,9 +102,6 @@ class _Forwarded:
     inbox: asyncio.Queue[Start | Chunk] = field(default_factory=asyncio.Queue)
 
 
-_HOP_HEADER = b"x-hero-relayed"
-
-
 class Relay:
     """Forwards requests to their owner and serves those forwarded here (see module doc)."""
 
@@ -127,8 +112,10 @@ class Relay:
         window: int = 16,
         max_body: int = 1_048_576,
         liveness_interval: float = 2.0,
+        answer_timeout: float = 10.0,
     ) -> None:
         self.bus = bus
+        self._answer_timeout = answer_timeout
         self._window = window
         self._max_body = max_body
         self._liveness_interval = liveness_interval
@@ -137,6 +124,11 @@ class Relay:
         self._served: dict[str, _Served] = {}
         self._forwarded: dict[str, _Forwarded] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sockets: dict[str, SocketEnd] = {}
+        self._claim: Claimant = lambda token, origin: Claim.RELEASE
+        self._alive_until: dict[str, float] = {}
+        self.moved: dict[str, str] = {}
+        """Connection token -> the instance this one released the connection to (bounded)."""
         self.relayed = 0
         """Requests forwarded to another instance so far (a metric)."""
         self.owner_gone = 0
@@ -148,8 +140,16 @@ class Relay:
     def name(self) -> str:
         return self.bus.name
 
-    async def start(self, app: ASGIApp) -> None:
+    @property
+    def liveness_interval(self) -> float:
+        return self._liveness_interval
+
+    async def start(self, app: ASGIApp, claim: Claimant | None = None) -> None:
+        """Serve relayed requests through `app`; `claim` decides about relayed sockets
+        (see socket_relay.py; without one, every socket asked for is released)."""
         self._app = app
+        if claim is not None:
+            self._claim = claim
         await self.bus.start(self._receive)
 
     async def stop(self) -> None:
@@ -161,7 +161,68 @@ class Relay:
     @staticmethod
     def was_relayed(scope: Scope) -> bool:
         """True for a request that another instance forwarded here (never forward it again)."""
-        return any(name == _HOP_HEADER for name, _ in scope.get("headers", ()))
+        return any(name == HOP_HEADER for name, _ in scope.get("headers", ()))
+
+    # ------------------------------------------------------------------ sockets
+
+    async def forward_socket(
+        self, owner: str, token: str, scope: Scope, receive: Receive, send: Send
+    ) -> Release | None:
+        """Serve this WebSocket by the instance holding connection `token`, `owner` or the
+        one it released the connection to: None once served; when none holds it, the
+        `Release` received (the caller takes the connection over). See socket_relay.py."""
+        self.relayed += 1
+        released = await forward_socket(
+            self, owner, token, scope, receive, send, answer_timeout=self._answer_timeout
+        )
+        if released is not None:
+            self.relayed -= 1  # nothing was relayed: the connection is taken over here
+        return released
+
+    def released(self, token: str, holder: str) -> None:
+        """This instance released connection `token` to `holder`: later sockets for it are
+        pointed there until `holder` reports that the connection ended."""
+        self.moved[token] = holder
+        if len(self.moved) > _MOVED_LIMIT:
+            del self.moved[next(iter(self.moved))]  # the oldest
+
+    def forget(self, owner: str, token: str) -> None:
+        """Connection `token`, issued by `owner` and taken over here, has ended."""
+        self._spawn(self._quietly_publish(owner, Forget(token)))
+
+    async def _quietly_publish(self, instance: str, message: Message) -> None:
+        with contextlib.suppress(Exception):
+            await self.publish(instance, message)
+
+    def open_socket(self, rid: str | None = None) -> tuple[str, SocketEnd]:
+        if rid is None:
+            rid = f"{self.name}.{next(self._ids)}"
+        end = SocketEnd(self._window)
+        self._sockets[rid] = end
+        return rid, end
+
+    def close_socket(self, rid: str) -> None:
+        self._sockets.pop(rid, None)
+
+    async def publish(self, instance: str, message: Message) -> int:
+        return await self.bus.publish(instance, encoder.encode(message))
+
+    async def alive(self, instance: str) -> bool:
+        """Whether `instance` listens; a positive answer is trusted for half the liveness
+        interval, so many relayed sockets to one instance do not each ask the bus."""
+        loop = asyncio.get_running_loop()
+        if self._alive_until.get(instance, 0.0) > loop.time():
+            return True
+        if await self.bus.alive(instance):
+            self._alive_until[instance] = loop.time() + self._liveness_interval / 2
+            return True
+        self._alive_until.pop(instance, None)
+        return False
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ the requesting side
 
@@ -189,7 +250,7 @@ class Relay:
         self.relayed += 1
         gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            if await self.bus.publish(owner, _encoder.encode(request)) == 0:
+            if await self.bus.publish(owner, encoder.encode(request)) == 0:
                 self.owner_gone += 1
                 await respond(send, 404, b"No Connection with that ID", content_type=b"text/plain")
                 return
@@ -224,7 +285,7 @@ class Relay:
                 getter.cancel()
                 if gone in done:  # our client left: the owner stops serving it
                     with contextlib.suppress(Exception):
-                        await self.bus.publish(owner, _encoder.encode(Cancel(rid)))
+                        await self.bus.publish(owner, encoder.encode(Cancel(rid)))
                     return
                 if not started and loop.time() > deadline:
                     raise RelayError("no response in time")
@@ -244,20 +305,29 @@ class Relay:
             await send({**body, "more_body": message.more})
             if not message.more:
                 return
-            await self.bus.publish(owner, _encoder.encode(Credit(rid)))
+            await self.bus.publish(owner, encoder.encode(Credit(rid)))
 
     # ------------------------------------------------------------------ the owning side
 
     def _receive(self, data: bytes) -> None:
         try:
-            message = _decoder.decode(data)
+            message = decoder.decode(data)
         except msgspec.DecodeError:
             logger.warning("dropped an undecodable relay message")
             return
         if isinstance(message, Request):
-            task = asyncio.get_running_loop().create_task(self._serve(message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._serve(message))
+        elif isinstance(message, Socket):
+            assert self._app is not None
+            self.served += 1
+            self._spawn(serve_socket(self, self._app, self._claim, message))
+        elif isinstance(message, Forget):
+            self.moved.pop(message.token, None)
+        elif (end := self._sockets.get(message.rid)) is not None:
+            if isinstance(message, Credit):
+                end.credits.release()
+            elif not isinstance(message, (Request, Cancel)):
+                end.inbox.put_nowait(message)
         elif isinstance(message, (Start, Chunk)):
             waiting = self._forwarded.get(message.rid)
             if waiting is not None:
@@ -266,7 +336,7 @@ class Relay:
             served = self._served.get(message.rid)
             if served is not None:
                 served.credits.release()
-        else:
+        elif isinstance(message, Cancel):
             served = self._served.get(message.rid)
             if served is not None:
                 served.cancelled.set()
@@ -286,7 +356,7 @@ class Relay:
             "raw_path": request.path.encode(),
             "root_path": "",
             "query_string": request.query,
-            "headers": [*request.headers, (_HOP_HEADER, self.name.encode())],
+            "headers": [*request.headers, (HOP_HEADER, self.name.encode())],
             "client": None,
             "server": None,
         }
@@ -313,7 +383,7 @@ class Relay:
                 out = Chunk(request.rid, bytes(message.get("body", b"")), more)
             else:
                 return
-            if await self.bus.publish(request.origin, _encoder.encode(out)) == 0:
+            if await self.bus.publish(request.origin, encoder.encode(out)) == 0:
                 served.cancelled.set()  # the requesting instance is gone
 
         try:

@@ -154,6 +154,16 @@ async def run_websocket(
         if replaced is not None and replaced.done():
             # A stateful client resumed on a new socket: this one just stops.
             suspend = True
+        elif (
+            writer.done()
+            and lifecycle.resumable
+            and not writer.cancelled()
+            and writer.exception() is not None
+        ):
+            # A send failed under the writer of a stateful connection: its socket is gone,
+            # as when the reader sees it go; the connection waits for its client to resume.
+            reader.cancel()
+            suspend = True
         elif writer.done():
             code = writer.result()
             reader.cancel()
