@@ -52,8 +52,8 @@ from hero.realtime.connections.socket_relay import (
     Claim,
     Claimant,
     SocketEnd,
+    answer_socket,
     forward_socket,
-    serve_socket,
 )
 from hero.realtime.transports.asgi import Receive, Scope, Send, respond
 
@@ -171,12 +171,11 @@ class Relay:
         """Serve this WebSocket by the instance holding connection `token`, `owner` or the
         one it released the connection to: None once served; when none holds it, the
         `Release` received (the caller takes the connection over). See socket_relay.py."""
-        self.relayed += 1
         released = await forward_socket(
             self, owner, token, scope, receive, send, answer_timeout=self._answer_timeout
         )
-        if released is not None:
-            self.relayed -= 1  # nothing was relayed: the connection is taken over here
+        if released is None:  # relayed (or refused); a release is taken over here instead
+            self.relayed += 1
         return released
 
     def released(self, token: str, holder: str) -> None:
@@ -219,6 +218,11 @@ class Relay:
         self._alive_until.pop(instance, None)
         return False
 
+    async def _answer_socket(self, request: Socket) -> None:
+        assert self._app is not None
+        if await answer_socket(self, self._app, self._claim, request):
+            self.served += 1
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
@@ -250,7 +254,7 @@ class Relay:
         self.relayed += 1
         gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            if await self.bus.publish(owner, encoder.encode(request)) == 0:
+            if await self.publish(owner, request) == 0:
                 self.owner_gone += 1
                 await respond(send, 404, b"No Connection with that ID", content_type=b"text/plain")
                 return
@@ -285,7 +289,7 @@ class Relay:
                 getter.cancel()
                 if gone in done:  # our client left: the owner stops serving it
                     with contextlib.suppress(Exception):
-                        await self.bus.publish(owner, encoder.encode(Cancel(rid)))
+                        await self.publish(owner, Cancel(rid))
                     return
                 if not started and loop.time() > deadline:
                     raise RelayError("no response in time")
@@ -305,7 +309,7 @@ class Relay:
             await send({**body, "more_body": message.more})
             if not message.more:
                 return
-            await self.bus.publish(owner, encoder.encode(Credit(rid)))
+            await self.publish(owner, Credit(rid))
 
     # ------------------------------------------------------------------ the owning side
 
@@ -318,15 +322,13 @@ class Relay:
         if isinstance(message, Request):
             self._spawn(self._serve(message))
         elif isinstance(message, Socket):
-            assert self._app is not None
-            self.served += 1
-            self._spawn(serve_socket(self, self._app, self._claim, message))
+            self._spawn(self._answer_socket(message))
         elif isinstance(message, Forget):
             self.moved.pop(message.token, None)
         elif (end := self._sockets.get(message.rid)) is not None:
             if isinstance(message, Credit):
                 end.credits.release()
-            elif not isinstance(message, (Request, Cancel)):
+            elif not isinstance(message, Cancel):
                 end.inbox.put_nowait(message)
         elif isinstance(message, (Start, Chunk)):
             waiting = self._forwarded.get(message.rid)
@@ -383,7 +385,7 @@ class Relay:
                 out = Chunk(request.rid, bytes(message.get("body", b"")), more)
             else:
                 return
-            if await self.bus.publish(request.origin, encoder.encode(out)) == 0:
+            if await self.publish(request.origin, out) == 0:
                 served.cancelled.set()  # the requesting instance is gone
 
         try:

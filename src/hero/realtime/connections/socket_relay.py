@@ -243,17 +243,25 @@ async def _pump(  # noqa: PLR0917 (one private call site)
 # ---------------------------------------------------------------------- the holding side
 
 
-async def serve_socket(link: Link, app: ASGIApp, claim: Claimant, request: Socket) -> None:
+async def answer_socket(link: Link, app: ASGIApp, claim: Claimant, request: Socket) -> bool:
     """Answer a socket asked for by `request.origin`: release the connection, point to the
-    instance it went to, or run the socket here through `app` (a resume, typically)."""
+    instance it went to, or run the socket here through `app` (a resume, typically; then
+    True, once it has ended)."""
     origin, rid = request.origin, request.rid
     verdict = claim(request.token, origin)
-    if verdict in (Claim.RELEASE, Claim.RELEASE_STATEFUL):
-        await link.publish(origin, Release(rid, verdict is Claim.RELEASE_STATEFUL))
-        return
+    if verdict is Claim.SERVE:
+        await _serve(link, app, request)
+        return True
     if isinstance(verdict, str):
         await link.publish(origin, Moved(rid, verdict))
-        return
+    else:
+        await link.publish(origin, Release(rid, verdict is Claim.RELEASE_STATEFUL))
+    return False
+
+
+async def _serve(link: Link, app: ASGIApp, request: Socket) -> None:
+    """Run the relayed socket through `app`, as a local one."""
+    origin, rid = request.origin, request.rid
     _, end = link.open_socket(rid)
     scope: dict[str, Any] = {
         "type": "websocket",
