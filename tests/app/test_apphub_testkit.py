@@ -25,11 +25,18 @@ HUB = "/realtime/hub"
 
 
 class ProbeMixin:
-    """A test-only hub method: send to a user through the `user:{id}` group."""
+    """A test-only hub method: send to a user through the
+    `user:{tenantId}:{userId}` group."""
 
     @hub_method
     async def send_to_user(self, user_id: str, target: str, arg: Any) -> None:
-        await self.clients.group(user_group(user_id)).send(target, arg)  # type: ignore[attr-defined]
+        """To a user of the caller's tenant."""
+        tenant = self.context.user.tenant_id  # type: ignore[attr-defined]
+        await self.clients.group(user_group(tenant, user_id)).send(target, arg)  # type: ignore[attr-defined]
+
+    @hub_method
+    async def send_to_tenant_user(self, tenant: str, user_id: str, target: str, arg: Any) -> None:
+        await self.clients.group(user_group(tenant, user_id)).send(target, arg)  # type: ignore[attr-defined]
 
 
 class StaticChannels:
@@ -102,7 +109,7 @@ async def test_presence_and_user_group_over_long_polling(app: Starlette, unit: f
             await bob.invoke("SendToUser", str(ALICE), "Probe", "hi alice")
             for device in (alice, alice_phone):
                 assert await device.next_message("Probe", timeout=5 * unit) == ("hi alice",)
-            await alice.invoke("SendToUser", str(CAROL), "Probe", "hi carol")
+            await alice.invoke("SendToTenantUser", "globex", str(CAROL), "Probe", "hi carol")
             assert await carol.next_message("Probe", timeout=5 * unit) == ("hi carol",)
         # bob's last connection closed
         while (await alice.next_message("PresenceChanged", timeout=5 * unit)) != (
@@ -110,7 +117,7 @@ async def test_presence_and_user_group_over_long_polling(app: Starlette, unit: f
         ):
             pass
         # a probe: whatever was sent to carol before has arrived once it has
-        await alice.invoke("SendToUser", str(CAROL), "Probe", "after")
+        await alice.invoke("SendToTenantUser", "globex", str(CAROL), "Probe", "after")
         assert await carol.next_message("Probe", timeout=5 * unit) == ("after",)
         # carol (another tenant) heard only herself come online
         assert await carol.next_message("PresenceChanged", timeout=0) == (

@@ -310,11 +310,6 @@ async def test_replies_reach_the_channel_and_count_on_the_parent(scene: Scene) -
     assert [m["replyCount"] for m in await room.json(ALICE, "GET", path)] == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GroupMove and user:{id} name the user without the tenant (hero.realtime, "
-    "hero.conventions): the same user's connection in another tenant is moved and told too",
-)
 async def test_the_same_user_in_another_tenant_hears_nothing(scene: Scene) -> None:
     cast, (alice, _, _, _) = scene
     elsewhere = await cast.connect(ALICE, "globex")  # same subject, a globex token

@@ -10,8 +10,8 @@ and small launchers shared by the tests/integration/test_platform_*.py modules.
   check (Typing, JoinChannel) but are *not* returned by the channel lookup on connect, as if
   they had been added to the channel after connecting;
 - `ProbeMixin`, hub methods that let a test send to any group from the server side
-  (`SendToUser` goes through the `user:{id}` group, proving that convention) and read the
-  connection's own identity (`WhoAmI`).
+  (`SendToUser` goes through the `user:{tenantId}:{userId}` group, proving that convention)
+  and read the connection's own identity (`WhoAmI`).
 
 Run: `python -m tests.integration.platform_app --host 127.0.0.1 --port 0` (from the repository
 root) with `JwtOptions__SigningKey` set; it prints `hero serving on http://HOST:PORT`.
@@ -104,8 +104,15 @@ class ProbeMixin:
 
     @hub_method
     async def send_to_user(self, user_id: str, target: str, arg: Any) -> None:
-        """target(arg) to every connection of a user, through the `user:{id}` group."""
-        await self.clients.group(user_group(user_id)).send(target, arg)  # type: ignore[attr-defined]
+        """target(arg) to every connection of a user, through the caller's tenant's
+        `user:{tenantId}:{userId}` group."""
+        tenant = self.context.user.tenant_id  # type: ignore[attr-defined]
+        await self.clients.group(user_group(tenant, user_id)).send(target, arg)  # type: ignore[attr-defined]
+
+    @hub_method
+    async def send_to_tenant_user(self, tenant: str, user_id: str, target: str, arg: Any) -> None:
+        """target(arg) to every connection of a user of any tenant."""
+        await self.clients.group(user_group(tenant, user_id)).send(target, arg)  # type: ignore[attr-defined]
 
     @hub_method
     async def send_to_group(self, name: str, target: str, arg: Any) -> None:

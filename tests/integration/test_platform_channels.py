@@ -119,7 +119,8 @@ async def probe(agent: NodeAgent, world: World, sender: str, to: dict[str, str])
     every connection has it: anything sent to them before has been delivered by then."""
     marker = uuid.uuid4().hex
     for user in set(to.values()):
-        await agent.invoke(sender, "SendToUser", str(world.users[user].id), PROBE, marker)
+        who = world.users[user]
+        await agent.invoke(sender, "SendToTenantUser", who.tenant, str(who.id), PROBE, marker)
     for connection in to:
         await agent.next_message(connection, PROBE, where=lambda arg: arg == marker)
 
@@ -327,6 +328,7 @@ async def test_reserved_and_unregistered_groups_are_refused(agent: NodeAgent, wo
     await connect(agent, world, "b1", "bob")
     names = [
         f"user:{bob.id}",
+        f"user:acme:{bob.id}",
         "tenant:acme",
         "tenant:globex",
         f"channel:{world.channels['echo']}",
@@ -347,7 +349,7 @@ async def test_reserved_and_unregistered_groups_are_refused(agent: NodeAgent, wo
 
     # nor may a connection leave its own user group
     with pytest.raises(AgentError) as leave:
-        await agent.invoke("a1", "LeaveGroup", f"user:{alice.id}")
+        await agent.invoke("a1", "LeaveGroup", f"user:acme:{alice.id}")
     assert "HubException" in leave.value.error
 
     # nothing was joined or left: bob's and the channels' traffic does not reach alice

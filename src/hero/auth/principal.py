@@ -38,7 +38,8 @@ class Principal:
 
     @property
     def user_key(self) -> str:
-        """``user_id`` as the lowercase hyphenated string used on the wire and in group names."""
+        """``user_id`` as the lowercase hyphenated string used on the wire (payloads, rate-limit
+        keys); realtime names add the tenant (``hero.conventions.user_key``)."""
         return str(self.user_id)
 
     def is_in_role(self, role: str) -> bool:

@@ -102,7 +102,7 @@ class AppHub(Hub):
     async def on_connected(self) -> None:
         principal = self.principal
         cid = self.context.connection_id
-        await self.groups.add(cid, user_group(principal.user_id))
+        await self.groups.add(cid, user_group(principal.tenant_id, principal.user_id))
         await self.groups.add(cid, tenant_group(principal.tenant_id))
         for channel_id in await self.services.channels.channels_of(
             principal.tenant_id, principal.user_id

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hero.conventions import Events, channel_group, user_group
+from hero.conventions import Events, channel_group, user_group, user_key
 from hero.data import Outbox, UnitOfWork, new_id, utc_now
 from hero.modules.chat.dtos import MAX_BODY, channel_dto, message_dto
 from hero.modules.chat.models import Channel, Member, Message, Reaction
@@ -277,7 +277,11 @@ class ChatCore:
             )
         )
         stream = channel_group(channel.id)
-        work.publish(channel.tenant_id, stream, GroupMove.add(str(user), stream).to_wire())
+        work.publish(
+            channel.tenant_id,
+            stream,
+            GroupMove.add(user_key(channel.tenant_id, user), stream).to_wire(),
+        )
         payload = {"channelId": str(channel.id), "userId": str(user)}
         send_event(
             work, channel.tenant_id, channel.id, stream, Events.CHAT_CHANNEL_MEMBER_ADDED, payload
@@ -286,7 +290,7 @@ class ChatCore:
             work,
             channel.tenant_id,
             channel.id,
-            user_group(user),
+            user_group(channel.tenant_id, user),
             Events.CHAT_CHANNEL_ADDED,
             {"channelId": str(channel.id)},
         )
@@ -299,13 +303,15 @@ class ChatCore:
             work, channel.tenant_id, channel.id, stream, Events.CHAT_CHANNEL_MEMBER_REMOVED, payload
         )
         work.publish(
-            channel.tenant_id, stream, GroupMove.remove(str(member.user_id), stream).to_wire()
+            channel.tenant_id,
+            stream,
+            GroupMove.remove(user_key(channel.tenant_id, member.user_id), stream).to_wire(),
         )
         send_event(
             work,
             channel.tenant_id,
             channel.id,
-            user_group(member.user_id),
+            user_group(channel.tenant_id, member.user_id),
             Events.CHAT_CHANNEL_REMOVED,
             {"channelId": str(channel.id)},
         )

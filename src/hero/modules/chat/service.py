@@ -315,7 +315,12 @@ class ChatService(ChannelCommands):
                 member.last_read_message_id = message_id
                 ids = {"channelId": str(channel_id), "lastReadMessageId": str(message_id)}
                 send_event(
-                    work, tenant, channel_id, user_group(user), Events.CHAT_CHANNEL_READ, ids
+                    work,
+                    tenant,
+                    channel_id,
+                    user_group(tenant, user),
+                    Events.CHAT_CHANNEL_READ,
+                    ids,
                 )
                 send_event(
                     work,

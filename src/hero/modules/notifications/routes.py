@@ -101,7 +101,7 @@ def notifications_router(
         tenant_id: str, user_id: uuid.UUID, after: uuid.UUID | None
     ) -> AsyncIterator[bytes]:
         assert hub is not None
-        group = user_group(user_id)
+        group = user_group(tenant_id, user_id)
         # Listen first, then replay: nothing created in between is missed, and live events
         # already replayed are skipped by id.
         async with hub.listen([group], targets=[Events.NOTIFICATION_CREATED]) as listener:

@@ -50,7 +50,7 @@ class NotificationService:
         work.session.add(row)
         await work.session.flush()
         dto = row.dto()
-        group = user_group(user_id)
+        group = user_group(tenant_id, user_id)
         work.publish(
             tenant_id,
             group,
