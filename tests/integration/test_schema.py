@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from hero.data import Database
@@ -47,3 +50,83 @@ async def test_migrations_match_the_models(
     finally:
         await database.aclose()
     assert differences == []
+
+
+def _upgrade_to(connection: Connection, schema: Any, revision: str) -> None:
+    command.upgrade(schema.alembic_config(connection), revision)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_sequence_migration_numbers_existing_messages_in_id_order(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Rows written before `chat_messages.seq` existed are numbered per channel in id order;
+    full-text search still finds them afterwards (on SQLite the FTS5 index refers to rowids,
+    which the migration must not renumber)."""
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path / 'seq.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    schema = platform_schema()
+    database = Database(url)
+    now = datetime.now(UTC)
+    channels = [uuid.uuid4(), uuid.uuid4()]
+    messages = sorted(uuid.uuid4() for _ in range(5))  # the id order to be numbered in
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(_upgrade_to, schema, "chat@2139666da9c9")
+            for channel in channels:
+                await connection.execute(
+                    text(
+                        "INSERT INTO chat_channels (id, tenant_id, type, name, slug, is_private,"
+                        " created_by_user_id, created_at, updated_at) VALUES (:id, 'acme',"
+                        " 'channel', 'c', 'c', false, :id, :now, :now)"
+                    ),
+                    {"id": _bound(backend, channel), "now": now},
+                )
+            for index, message in enumerate(reversed(messages)):  # inserted newest id first
+                await connection.execute(
+                    text(
+                        "INSERT INTO chat_messages (id, tenant_id, channel_id, author_user_id,"
+                        " body, reply_count, mentions, created_at) VALUES (:id, 'acme',"
+                        " :channel, :channel, :body, 0, '[]', :now)"
+                    ),
+                    {
+                        "id": _bound(backend, message),
+                        "channel": _bound(backend, channels[index % 2]),
+                        "body": f"word{index}",
+                        "now": now,
+                    },
+                )
+        assert await database.migrate(schema) == schema.heads()
+        async with database.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text("SELECT id, channel_id, seq FROM chat_messages ORDER BY seq, id")
+                )
+            ).all()
+            if backend == "sqlite":
+                found = await connection.scalar(
+                    text(
+                        "SELECT count(*) FROM chat_messages m JOIN chat_messages_fts f"
+                        " ON f.rowid = m.rowid WHERE chat_messages_fts MATCH 'word3'"
+                        " AND m.body = 'word3'"
+                    )
+                )
+                assert found == 1
+    finally:
+        await database.aclose()
+    by_channel: dict[str, list[tuple[str, int]]] = {}
+    for message_id, channel_id, seq in rows:
+        by_channel.setdefault(str(channel_id), []).append((str(message_id), seq))
+    assert len(by_channel) == 2
+    for numbered in by_channel.values():
+        assert [seq for _, seq in numbered] == list(range(1, len(numbered) + 1))
+        ids = [message_id for message_id, _ in numbered]
+        assert ids == sorted(ids)
+
+
+def _bound(backend: str, value: uuid.UUID) -> object:
+    """A UUID as each backend stores it for `sa.Uuid` (SQLite: 32 hex digits)."""
+    return value.hex if backend == "sqlite" else value

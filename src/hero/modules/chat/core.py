@@ -80,8 +80,14 @@ SET_LAST_MESSAGE = (
     .values(last_message_at=bindparam("now"))
 )
 
-INSERT_MESSAGE = insert(_MESSAGES)
-"""A new message's row, every column given (a Core INSERT: no ORM flush)."""
+INSERT_MESSAGE = insert(_MESSAGES).values(
+    seq=select(func.coalesce(func.max(_MESSAGES.c.seq), 0) + 1)
+    .where(_MESSAGES.c.channel_id == bindparam("seq_channel"))
+    .scalar_subquery()
+)
+"""A new message's row, every column given (a Core INSERT: no ORM flush), numbered after the
+channel's last message: the caller holds the channel (STAMP_CHANNEL), so numbers follow the
+commit order. Parameters: the row and `seq_channel`, its channel id again."""
 
 
 def slug_of(name: str) -> str:
@@ -216,8 +222,9 @@ class ChatCore:
         return rows.all()
 
     async def _unread(self, s: AsyncSession, channel: Channel, member: Member | None) -> int:
-        """Top-level messages of others after the member's watermark, not deleted: the
-        author's own messages are never unread, and thread replies are read in the thread."""
+        """Top-level messages of others after the member's watermark (in commit order, by
+        `seq`), not deleted: the author's own messages are never unread, and thread replies
+        are read in the thread."""
         if member is None:
             return 0
         query = select(func.count()).where(
@@ -227,7 +234,8 @@ class ChatCore:
             Message.deleted_at.is_(None),
         )
         if member.last_read_message_id is not None:
-            query = query.where(Message.id > member.last_read_message_id)
+            watermark = select(Message.seq).where(Message.id == member.last_read_message_id)
+            query = query.where(Message.seq > func.coalesce(watermark.scalar_subquery(), 0))
         return int(await s.scalar(query) or 0)
 
     async def _channel_dto(

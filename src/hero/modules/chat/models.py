@@ -6,7 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -60,7 +71,8 @@ class Member(ChatModel):
 
 
 class Message(ChatModel):
-    """A message or a thread reply (`parent_id`); deletion keeps a tombstone."""
+    """A message or a thread reply (`parent_id`); deletion keeps a tombstone. `seq` numbers
+    the channel's messages in commit order (cursors and unread counts compare it)."""
 
     __tablename__ = "chat_messages"
 
@@ -80,12 +92,14 @@ class Message(ChatModel):
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     pinned_by_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
     pinned_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
     __table_args__ = (
         UniqueConstraint(
             "channel_id", "author_user_id", "idempotency_key", name="uq_chat_messages_idempotency"
         ),
         Index("ix_chat_messages_channel", "channel_id", "parent_id", "id"),
+        Index("ix_chat_messages_channel_seq", "channel_id", "seq", unique=True),
     )
 
 

@@ -113,7 +113,7 @@ class ChatService(ChannelCommands):
                 "pinned_by_user_id": None,
                 "pinned_at": None,
             }
-            await connection.execute(INSERT_MESSAGE, row)
+            await connection.execute(INSERT_MESSAGE, {**row, "seq_channel": channel_id})
             dto = new_message_dto(row)
             send_event(
                 work,
@@ -150,19 +150,37 @@ class ChatService(ChannelCommands):
         after: uuid.UUID | None,
         size: int,
     ) -> list[dict[str, Any]]:
+        """Top-level messages, newest first, or oldest first after `after`. A cursor that is
+        a message of the channel is compared by commit order (`seq`): a catch-up `after=` the
+        last id a client saw returns exactly what committed after it, whichever instance's
+        clock minted the ids. Any other UUID is compared as a UUIDv7, by time."""
         async with self.outbox.transaction() as work:
-            await self._member_channel(work.session, tenant, channel_id, user)
+            s = work.session
+            await self._member_channel(s, tenant, channel_id, user)
             query = select(Message).where(
                 Message.channel_id == channel_id, Message.parent_id.is_(None)
             )
             if after is not None:
-                query = query.where(Message.id > after).order_by(Message.id)
+                query = query.where(await self._since(s, channel_id, after, later=True))
+                query = query.order_by(Message.seq)
             else:
                 if before is not None:
-                    query = query.where(Message.id < before)
-                query = query.order_by(Message.id.desc())
-            rows = await work.session.scalars(query.limit(size))
+                    query = query.where(await self._since(s, channel_id, before, later=False))
+                query = query.order_by(Message.seq.desc())
+            rows = await s.scalars(query.limit(size))
             return [await self._message_dto(work.session, m) for m in rows.all()]
+
+    @staticmethod
+    async def _since(
+        s: AsyncSession, channel_id: uuid.UUID, cursor: uuid.UUID, *, later: bool
+    ) -> ColumnElement[bool]:
+        """Messages committed after (`later`) or before the cursor message."""
+        seq = await s.scalar(
+            select(Message.seq).where(Message.id == cursor, Message.channel_id == channel_id)
+        )
+        if seq is None:
+            return Message.id > cursor if later else Message.id < cursor
+        return Message.seq > seq if later else Message.seq < seq
 
     async def replies(
         self,
@@ -311,7 +329,12 @@ class ChatService(ChannelCommands):
             if message is None or message.channel_id != channel_id:
                 raise bad_request("messageId is not a message of this channel.", "messageId")
             current = member.last_read_message_id
-            if current is None or message_id > current:
+            read_up_to = None
+            if current is not None:
+                read_up_to = await work.session.scalar(
+                    select(Message.seq).where(Message.id == current)
+                )
+            if read_up_to is None or message.seq > read_up_to:
                 member.last_read_message_id = message_id
                 ids = {"channelId": str(channel_id), "lastReadMessageId": str(message_id)}
                 send_event(
