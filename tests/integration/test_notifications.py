@@ -12,7 +12,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
+from hero.data import Database
 from tests.integration.platform_app import mint
 from tests.integration.test_chat_cluster import (  # the same two-instance cluster
     Person,
@@ -159,3 +161,36 @@ async def test_a_mention_notifies_the_mentioned_member(
     assert message["mentions"] == [mentioned.uid]
     mine = (await http.get(f"{first.base_url}{BASE}", headers=author.headers())).json()
     assert mine == []  # self-mentions are dropped
+
+
+async def test_last_event_id_replays_in_commit_order_whatever_clock_minted_the_ids(
+    cluster: tuple[RunningServer, RunningServer], http: httpx.AsyncClient, postgres_url: str
+) -> None:
+    """A notification committed after the one a client saw, but whose UUIDv7 came from a
+    clock a minute behind (here rewritten in the database so), is still replayed."""
+    first, second = cluster
+    (reader,) = people(1)
+    seen = await create(http, first, reader, "seen")
+    late = await create(http, second, reader, "late")
+    behind = uuid7_before(uuid.UUID(seen), milliseconds=60_000)
+    database = Database(postgres_url)
+    try:
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE notifications SET id = :behind WHERE id = :late"),
+                {"behind": behind, "late": uuid.UUID(late)},
+            )
+    finally:
+        await database.aclose()
+    async with event_stream(first, reader, last_event_id=seen) as stream:
+        event = await stream.next_event()
+        assert (event["id"], event["data"]["title"]) == (str(behind), "late")
+        live = await create(http, second, reader, "live")
+        assert (await stream.next_event())["id"] == live
+
+
+def uuid7_before(reference: uuid.UUID, *, milliseconds: int) -> uuid.UUID:
+    """A UUIDv7 whose timestamp is `milliseconds` before `reference`'s, random in the rest."""
+    stamp = (reference.int >> 80) - milliseconds
+    value = (stamp << 80) | (0x7 << 76) | (uuid.uuid4().int & ((1 << 62) - 1))
+    return uuid.UUID(int=value | (0b10 << 62))

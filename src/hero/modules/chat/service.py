@@ -123,7 +123,7 @@ class ChatService(ChannelCommands):
                 Events.CHAT_MESSAGE_CREATED,
                 dto,
             )
-            for mentioned in mentions:
+            for mentioned in sorted(mentions):  # one lock order for the users' counters
                 await self.notifications.notify(
                     work,
                     tenant,

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Index, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -32,7 +32,13 @@ class Notification(NotificationsModel):
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    __table_args__ = (Index("ix_notifications_user", "tenant_id", "user_id", "id"),)
+    seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    """The user's notifications in commit order (from NotificationCounter)."""
+
+    __table_args__ = (
+        Index("ix_notifications_user", "tenant_id", "user_id", "id"),
+        Index("ix_notifications_user_seq", "tenant_id", "user_id", "seq", unique=True),
+    )
 
     def dto(self) -> dict[str, Any]:
         """NotificationDto (camelCase, ISO-8601 UTC times)."""
@@ -47,3 +53,15 @@ class Notification(NotificationsModel):
             "readAtUtc": iso(self.read_at),
             "createdAtUtc": iso(self.created_at),
         }
+
+
+class NotificationCounter(NotificationsModel):
+    """The last `seq` given to one user's notifications. A new notification bumps it, which
+    locks the row until the transaction ends: the user's notifications commit in `seq`
+    order, whichever instance writes them."""
+
+    __tablename__ = "notification_counters"
+
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)

@@ -103,13 +103,14 @@ def notifications_router(
         assert hub is not None
         group = user_group(tenant_id, user_id)
         # Listen first, then replay: nothing created in between is missed, and live events
-        # already replayed are skipped by id.
+        # that were replayed are skipped by id. (Not by comparing ids: one committed later
+        # can carry a smaller UUIDv7 when another instance's clock minted it.)
         async with hub.listen([group], targets=[Events.NOTIFICATION_CREATED]) as listener:
             yield b": connected\n\n"
-            newest = after
+            replayed: set[str] = set()
             if after is not None:
                 for dto in await service.created_after(tenant_id, user_id, after):
-                    newest = uuid.UUID(dto["id"])
+                    replayed.add(dto["id"])
                     yield _event(dto)
             while True:
                 try:
@@ -122,7 +123,8 @@ def notifications_router(
                 live = message.arguments[0] if message.arguments else None
                 if not isinstance(live, dict) or "id" not in live:
                     continue
-                if newest is not None and uuid.UUID(str(live["id"])) <= newest:
+                if str(live["id"]) in replayed:
+                    replayed.discard(str(live["id"]))  # each arrives live at most once
                     continue
                 yield _event(live)
 

@@ -7,11 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hero.conventions import Events, user_group
 from hero.data import Database, Outbox, UnitOfWork, utc_now
 from hero.modules.http import not_found
-from hero.modules.notifications.models import Notification
+from hero.modules.notifications.models import Notification, NotificationCounter
 from hero.realtime import Audience, Delivery
 
 
@@ -37,6 +39,7 @@ class NotificationService:
         metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         row = Notification(
+            seq=await _next_seq(work.session, tenant_id, user_id),
             tenant_id=tenant_id,
             user_id=user_id,
             type=type,
@@ -70,7 +73,7 @@ class NotificationService:
         )
         if unread_only:
             query = query.where(Notification.read_at.is_(None))
-        query = query.order_by(Notification.id.desc()).offset((page - 1) * size).limit(size)
+        query = query.order_by(Notification.seq.desc()).offset((page - 1) * size).limit(size)
         async with self._database.sessions() as session:
             return [n.dto() for n in (await session.scalars(query)).all()]
 
@@ -111,16 +114,31 @@ class NotificationService:
     async def created_after(
         self, tenant_id: str, user_id: uuid.UUID, after: uuid.UUID, limit: int = 1000
     ) -> Sequence[dict[str, Any]]:
-        """The user's notifications created after `after` (by id, UUIDv7 = time), oldest first."""
+        """The user's notifications committed after notification `after`, oldest first (by
+        `seq`, whichever instance's clock minted the ids); for an id that is none of the
+        user's notifications, those with a greater id (UUIDv7: created later)."""
+        mine = (Notification.tenant_id == tenant_id, Notification.user_id == user_id)
         async with self._database.sessions() as session:
+            seq = await session.scalar(
+                select(Notification.seq).where(*mine, Notification.id == after)
+            )
+            later = Notification.id > after if seq is None else Notification.seq > seq
             rows = await session.scalars(
-                select(Notification)
-                .where(
-                    Notification.tenant_id == tenant_id,
-                    Notification.user_id == user_id,
-                    Notification.id > after,
-                )
-                .order_by(Notification.id)
-                .limit(limit)
+                select(Notification).where(*mine, later).order_by(Notification.seq).limit(limit)
             )
             return [n.dto() for n in rows.all()]
+
+
+_COUNTERS = NotificationCounter.__table__
+
+
+async def _next_seq(session: AsyncSession, tenant_id: str, user_id: uuid.UUID) -> int:
+    """Bump the user's counter (an upsert, which keeps the row locked until the transaction
+    ends) and return the new value."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(_COUNTERS).values(tenant_id=tenant_id, user_id=user_id, last_seq=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_COUNTERS.c.tenant_id, _COUNTERS.c.user_id],
+        set_={"last_seq": _COUNTERS.c.last_seq + 1},
+    ).returning(_COUNTERS.c.last_seq)
+    return int((await session.execute(statement)).scalar_one())
