@@ -17,6 +17,7 @@ import uvicorn
 
 from hero.auth import mint_token
 from hero.data import DatabaseError
+from hero.platform import collector
 from hero.platform.app import (
     StartupError,
     create_app,
@@ -57,6 +58,10 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, hubs: Sequence[HubServer]) -> None:
         super().__init__(config)
         self._hubs = hubs
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        collector.settle()  # the app and its lifespan are loaded: freeze them
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for hub in self._hubs:

@@ -10,6 +10,7 @@ import os
 
 from starlette.applications import Starlette
 
+from hero.platform import collector
 from hero.platform.app import create_app
 from hero.platform.logs import configure_logging
 from hero.platform.settings import load_settings
@@ -21,4 +22,6 @@ CONFIG_FILE_VARIABLE = "HERO_CONFIG_FILE"
 def create_worker_app() -> Starlette:
     configure_logging()
     settings = load_settings(os.environ.get(CONFIG_FILE_VARIABLE) or None, os.environ)
-    return create_app(settings, worker_processes=True)
+    app = create_app(settings, worker_processes=True)
+    collector.settle()  # before the lifespan: what the modules and the app hold is frozen
+    return app
