@@ -13,7 +13,7 @@ import collections.abc
 import inspect
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter, ValidationError
@@ -68,14 +68,19 @@ class HubMethod:
     function: Callable[..., Any]
     parameters: tuple[Parameter, ...]
     is_streaming: bool
+    argument_count: int = field(init=False)
+    """Parameters the invocation's `arguments` fill (counted once, used per invocation)."""
+    stream_count: int = field(init=False)
+    """Parameters fed by upload streams (`streamIds`)."""
+    _plain: bool = field(init=False)
+    """No stream parameter and no argument to validate: `bind` returns the arguments."""
 
-    @property
-    def argument_count(self) -> int:
-        return sum(1 for p in self.parameters if not p.is_stream)
-
-    @property
-    def stream_count(self) -> int:
-        return sum(1 for p in self.parameters if p.is_stream)
+    def __post_init__(self) -> None:
+        streams = sum(1 for p in self.parameters if p.is_stream)
+        object.__setattr__(self, "stream_count", streams)
+        object.__setattr__(self, "argument_count", len(self.parameters) - streams)
+        plain = not streams and all(p.adapter is None for p in self.parameters)
+        object.__setattr__(self, "_plain", plain)
 
     def bind(self, arguments: tuple[Any, ...]) -> list[Any]:
         """Validate plain arguments against the non-stream parameters, in order."""
@@ -84,6 +89,8 @@ class HubMethod:
             raise BindingError(
                 f"Invocation provides {len(arguments)} argument(s) but target expects {expected}."
             )
+        if self._plain:
+            return list(arguments)
         bound: list[Any] = []
         values = iter(arguments)
         for param in self.parameters:
