@@ -202,6 +202,8 @@ class WsClient(asyncio.Protocol):
         self.inbox: asyncio.Queue[bytes] = asyncio.Queue()
         self.counting = False
         self.on_text: Callable[[bytes], None] | None = None
+        self.extensions = b""
+        """Offered in the upgrade request (`Sec-WebSocket-Extensions`), when set."""
 
     # -- asyncio.Protocol
 
@@ -212,8 +214,15 @@ class WsClient(asyncio.Protocol):
             b"GET " + self._path.encode() + b" HTTP/1.1\r\n"
             b"Host: " + self._host.encode() + b"\r\n"
             b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: " + key + b"\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
+            b"Sec-WebSocket-Key: "
+            + key
+            + b"\r\n"
+            + (
+                b"Sec-WebSocket-Extensions: " + self.extensions + b"\r\n"
+                if self.extensions
+                else b""
+            )
+            + b"Sec-WebSocket-Version: 13\r\n\r\n"
         )
         self._transport.write(request)
 
@@ -345,12 +354,19 @@ async def ws_connect(
     *,
     timeout: float,
     auto_reply: dict[bytes, bytes] | None = None,
+    extensions: bytes = b"",
 ) -> WsClient:
+    """`extensions` is offered as is; this client cannot read compressed frames, so a
+    caller that offers permessage-deflate must not read the payloads it gets."""
     loop = asyncio.get_running_loop()
+
+    def made() -> WsClient:
+        client = WsClient(f"{host}:{port}", path, counter, auto_reply)
+        client.extensions = extensions
+        return client
+
     async with asyncio.timeout(timeout):
-        _, protocol = await loop.create_connection(
-            lambda: WsClient(f"{host}:{port}", path, counter, auto_reply), host, port
-        )
+        _, protocol = await loop.create_connection(made, host, port)
         await protocol.opened
     return protocol
 

@@ -103,7 +103,7 @@ def task_kinds() -> collections.Counter[str]:
     return kinds
 
 
-def serve(frames: int, trace: bool) -> None:
+def serve(frames: int, trace: bool, compression: bool) -> None:
     import uvicorn
 
     from hero.platform.http_server import HttpLimits, server_config
@@ -145,7 +145,12 @@ def serve(frames: int, trace: bool) -> None:
             print("done", flush=True)
 
     async def main() -> None:
-        config = server_config(hub, limits=HttpLimits(), maximum_receive_message_size=32_768)
+        config = server_config(
+            hub,
+            limits=HttpLimits(),
+            maximum_receive_message_size=32_768,
+            websocket_compression=compression,
+        )
         server = uvicorn.Server(config)
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str] = asyncio.Queue()
@@ -184,11 +189,18 @@ def serve(frames: int, trace: bool) -> None:
 # -- the parent: the clients ---------------------------------------------------------------
 
 
-async def open_one(port: int) -> WsClient:
-    client = await ws_connect("127.0.0.1", port, "/", Counter(), timeout=TIMEOUT)
+DEFLATE = b"permessage-deflate; client_max_window_bits"
+"""What browsers and the Node `ws` client offer."""
+
+
+async def open_one(port: int, offer: bool) -> WsClient:
+    extensions = DEFLATE if offer else b""
+    client = await ws_connect(
+        "127.0.0.1", port, "/", Counter(), timeout=TIMEOUT, extensions=extensions
+    )
     client.send_text(b'{"protocol":"json","version":1}' + RS)
     answer = await client.receive(TIMEOUT)
-    if not answer.startswith(b"{}"):
+    if not offer and not answer.startswith(b"{}"):  # (compressed when deflate was accepted)
         raise ConnectionError(f"handshake answered {answer!r}")
     return client
 
@@ -198,13 +210,15 @@ async def drive(args: argparse.Namespace, child: subprocess.Popen[str]) -> None:
     try:
         first = await asyncio.to_thread(child.stdout.readline)
         port = int(first.split()[1])
-        clients = [await open_one(port)]  # warm-up: first-use caches are not per connection
+        clients = [
+            await open_one(port, args.offer_deflate)
+        ]  # warm-up: first-use caches are not per connection
         child.stdin.write("baseline 1\n")
         await asyncio.sleep(0.5)  # let the child answer before connections arrive
         log(f"opening {args.connections} connections")
         for start in range(0, args.connections, 100):
             batch = range(start, min(start + 100, args.connections))
-            clients += await asyncio.gather(*(open_one(port) for _ in batch))
+            clients += await asyncio.gather(*(open_one(port, args.offer_deflate) for _ in batch))
         await asyncio.sleep(2.0)  # the server settles (keep-alive ticks, flushes)
         child.stdin.write(f"measure {args.connections}\n")
         while True:
@@ -227,15 +241,27 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--frames", type=int, default=8, help="traceback depth")
     parser.add_argument("--no-trace", action="store_true", help="RSS only, no tracemalloc")
+    parser.add_argument(
+        "--offer-deflate",
+        action="store_true",
+        help="clients offer permessage-deflate, as browsers and Node's ws do",
+    )
+    parser.add_argument(
+        "--server-compression",
+        action="store_true",
+        help="the server accepts it (Realtime:WebSocketCompression=true)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     raise_fd_limit(args.connections * 2 + 256)
     if args.serve:
-        serve(args.frames, not args.no_trace)
+        serve(args.frames, not args.no_trace, args.server_compression)
     else:
         argv = [sys.executable, __file__, "--serve", "--frames", str(args.frames)]
         if args.no_trace:
             argv.append("--no-trace")
+        if args.server_compression:
+            argv.append("--server-compression")
         child = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
         )

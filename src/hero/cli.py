@@ -93,6 +93,7 @@ def _serve_app(
         limits=_http_limits(settings),
         maximum_receive_message_size=settings.realtime.maximum_receive_message_size,
         access_log=access_log,
+        websocket_compression=settings.realtime.web_socket_compression,
     )
     # Server.run picks the event loop from the config: uvloop when installed ("auto").
     _Server(config, getattr(app.state, "hubs", ())).run(sockets=[sock])
@@ -166,6 +167,7 @@ def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
         "hero.platform.workers:create_worker_app",
         limits=_http_limits(settings),
         maximum_receive_message_size=settings.realtime.maximum_receive_message_size,
+        websocket_compression=settings.realtime.web_socket_compression,
         factory=True,
         workers=args.workers,
     )

@@ -279,9 +279,12 @@ def server_config(
     limits: HttpLimits,
     maximum_receive_message_size: int | None,
     access_log: bool = False,
+    websocket_compression: bool = False,
     **extra: Any,
 ) -> uvicorn.Config:
-    """The uvicorn configuration every hero server runs with."""
+    """The uvicorn configuration every hero server runs with. WebSocket compression
+    (permessage-deflate) is accepted only when asked for (`Realtime:WebSocketCompression`):
+    uvicorn's default would accept it from every browser and Node client."""
     http, ws = protocols_for(limits)
     return uvicorn.Config(
         app,
@@ -290,6 +293,7 @@ def server_config(
         log_config=None,
         access_log=access_log,
         ws_max_size=websocket_max_size(maximum_receive_message_size),
+        ws_per_message_deflate=websocket_compression,
         timeout_keep_alive=max(1, round(limits.keep_alive_timeout)),
         lifespan="on",
         timeout_graceful_shutdown=10,

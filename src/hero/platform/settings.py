@@ -427,6 +427,14 @@ class RealtimeOptions(BaseModel):
         alias="MaximumReceiveMessageSize",
         description="bytes per incoming hub message, framing included; over it → Close with error",
     )
+    web_socket_compression: _Bool = Field(
+        default=False,
+        alias="WebSocketCompression",
+        description=(
+            "accept permessage-deflate (RFC 7692) when a client offers it; off, as in ASP.NET "
+            "Core: it costs every connection ~40 KiB and every frame a deflate per recipient"
+        ),
+    )
     enable_detailed_errors: _Bool = Field(
         default=False,
         alias="EnableDetailedErrors",
