@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,6 +30,10 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+from websockets.protocol import State
+
+from hero.realtime import WRITE_FRAME_EXTENSION
 
 logger = logging.getLogger("hero.platform.http")
 
@@ -240,7 +245,32 @@ class _Refused(Exception):
 
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets (sans-I/O) protocol; a text message that is not UTF-8 ends the
-    socket with 1007 (RFC 6455 §8.1) and an INFO line instead of an ERROR traceback."""
+    socket with 1007 (RFC 6455 §8.1) and an INFO line instead of an ERROR traceback.
+
+    Its scopes offer `hero.realtime.WRITE_FRAME_EXTENSION`: the hub writes its frames
+    straight to the transport while the socket is open, writable and uncompressed, instead
+    of one ASGI `websocket.send` per frame (a message dict, a decode that uvicorn encodes
+    again, two coroutines)."""
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        extensions: dict[str, Any] = self.scope["extensions"]
+        extensions[WRITE_FRAME_EXTENSION] = {"write": self.write_frame}
+
+    def write_frame(self, data: bytes, binary: bool) -> bool:
+        """One unmasked, unfragmented data frame (RFC 6455 §5.2), or False to have the
+        caller use ASGI `send` (which waits for the socket, or fails as uvicorn's does)."""
+        if (
+            self.close_sent
+            or self.disconnected
+            or not self.handshake_complete
+            or not self.writable.is_set()
+            or self.conn.state is not State.OPEN
+            or self.conn.extensions
+        ):
+            return False
+        self.transport.writelines((_frame_header(len(data), binary), data))
+        return True
 
     def send_receive_event_to_app(self) -> None:
         if self.curr_msg_data_type == "text" and not self.close_sent:
@@ -263,6 +293,17 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.transport.pause_reading()
             return
         super().send_receive_event_to_app()
+
+
+def _frame_header(length: int, binary: bool) -> bytes:
+    """FIN and the opcode (0x2 binary, 0x1 text), then the payload length in 7, 7+16 or
+    7+64 bits; a server's frames carry no mask."""
+    first = 0x82 if binary else 0x81
+    if length < 126:
+        return bytes((first, length))
+    if length < 65_536:
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
 
 
 def protocols_for(limits: HttpLimits) -> tuple[type[GuardedHttpProtocol], type[Any]]:

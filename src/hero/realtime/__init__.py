@@ -47,9 +47,10 @@ from hero.realtime.runtime import (
     LimitObserver,
 )
 from hero.realtime.transports import TransportKind
-from hero.realtime.transports.asgi import reject_websocket
+from hero.realtime.transports.asgi import WRITE_FRAME_EXTENSION, reject_websocket
 
 __all__ = [
+    "WRITE_FRAME_EXTENSION",
     "Audience",
     "AudienceKind",
     "BackplaneError",

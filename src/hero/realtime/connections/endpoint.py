@@ -36,6 +36,7 @@ from hero.realtime.transports.asgi import (
     Receive,
     Scope,
     Send,
+    frame_writer,
     header,
     reject_websocket,
     respond,
@@ -373,14 +374,14 @@ class ConnectionEndpoint:
             connection = self.connections.create(identity)  # skipNegotiation
         # Claimed before the first await: a second upgrade for this id now gets 409.
         connection.lifecycle.request_started()
-        await self._pump_websocket(connection, receive, send, resume=False)
+        await self._pump_websocket(scope, connection, receive, send, resume=False)
 
     async def _reject_user_limit(self, scope: Scope, send: Send) -> None:
         body = _too_many_connections_body(self.options.maximum_connections_per_user)
         await reject_websocket(scope, send, 429, body, _PROBLEM)
 
     async def _pump_websocket(
-        self, connection: Connection, receive: Receive, send: Send, *, resume: bool
+        self, scope: Scope, connection: Connection, receive: Receive, send: Send, *, resume: bool
     ) -> None:
         """Accept the upgrade, then attach it to the connection: a new one starts the hub,
         a resumed one (stateful reconnect) has the hub replay first. The caller has already
@@ -398,7 +399,11 @@ class ConnectionEndpoint:
             elif not self.connections.start(connection, TransportKind.WEBSOCKETS):
                 return  # another transport started it, or it ended, while this one was accepted
             await run_websocket(
-                connection, receive, send, send_timeout=self.options.transport_send_timeout
+                connection,
+                receive,
+                send,
+                send_timeout=self.options.transport_send_timeout,
+                write_frame=frame_writer(scope),
             )
         finally:
             if resume and not took_over:
@@ -425,7 +430,7 @@ class ConnectionEndpoint:
             lifecycle.resume_failed()
             raise
         lifecycle.request_started()
-        await self._pump_websocket(connection, receive, send, resume=True)
+        await self._pump_websocket(scope, connection, receive, send, resume=True)
 
     async def _transport_request(
         self, scope: Scope, send: Send, kind: TransportKind

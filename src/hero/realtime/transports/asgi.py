@@ -11,6 +11,22 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+WRITE_FRAME_EXTENSION = "hero.websocket.write_frame"
+"""An ASGI scope extension a server may offer on WebSocket scopes: `{"write": write_frame}`,
+`write_frame(data: bytes, binary: bool) -> bool` writing one complete unfragmented data
+frame to the socket right away and returning True, or returning False (writing nothing) when
+it cannot now (not open yet or any more, the transport paused, an extension such as
+compression negotiated); the caller then sends through ASGI `send`. It saves, per frame,
+the ASGI message, the text decode the ASGI spec asks for, and the send coroutine."""
+WriteFrame = Callable[[bytes, bool], bool]
+
+
+def frame_writer(scope: Scope) -> WriteFrame | None:
+    """The server's direct frame writer for this WebSocket scope, if it offers one."""
+    offered = scope.get("extensions", {}).get(WRITE_FRAME_EXTENSION)
+    return offered.get("write") if isinstance(offered, dict) else None
+
+
 NO_CACHE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"cache-control", b"no-cache, no-store"),
     (b"pragma", b"no-cache"),

@@ -13,7 +13,7 @@ import functools
 from typing import Any
 
 from hero.realtime.protocol import TransferFormat
-from hero.realtime.transports.asgi import Receive, Send
+from hero.realtime.transports.asgi import Receive, Send, WriteFrame
 from hero.realtime.transports.pipe import Connection
 from hero.realtime.transports.sends import Blocked, finish, first_step, raise_later
 
@@ -39,11 +39,14 @@ class FrameWriter:
     so frames leave in order.
     """
 
-    __slots__ = ("_blocked", "_connection", "_send", "idle")
+    __slots__ = ("_blocked", "_connection", "_send", "_write_frame", "idle")
 
-    def __init__(self, connection: Connection, send: Send) -> None:
+    def __init__(
+        self, connection: Connection, send: Send, write_frame: WriteFrame | None = None
+    ) -> None:
         self._connection = connection
         self._send = send
+        self._write_frame = write_frame
         self._blocked: Blocked | None = None
         self.idle = False
 
@@ -53,7 +56,13 @@ class FrameWriter:
         return {"type": "websocket.send", "text": data.decode("utf-8")}
 
     def start(self, data: bytes) -> Blocked | None:
-        """Begin sending `data` as one frame; what still has to be awaited, if anything."""
+        """Begin sending `data` as one frame; what still has to be awaited, if anything.
+        The server's direct frame writer goes first when it has one and can write now."""
+        write_frame = self._write_frame
+        if write_frame is not None and write_frame(
+            data, self._connection.transfer_format is TransferFormat.BINARY
+        ):
+            return None
         return first_step(self._send(self.frame(data)))
 
     def take_blocked(self) -> Blocked | None:
@@ -67,7 +76,7 @@ class FrameWriter:
             return
         while outbound.has_data:
             try:
-                blocked = first_step(self._send(self.frame(outbound.take(MAX_FRAME_BYTES))))
+                blocked = self.start(outbound.take(MAX_FRAME_BYTES))
             except Exception as exc:  # the writer task raises it, as its own send would
                 blocked = (raise_later(exc).__await__(), None)
             if blocked is not None:
@@ -82,9 +91,15 @@ def _resolve(first: asyncio.Future[None], _: object) -> None:
 
 
 async def run_websocket(
-    connection: Connection, receive: Receive, send: Send, *, send_timeout: float
+    connection: Connection,
+    receive: Receive,
+    send: Send,
+    *,
+    send_timeout: float,
+    write_frame: WriteFrame | None = None,
 ) -> None:
-    """Pump bytes both ways until either side ends. Called after `websocket.accept`."""
+    """Pump bytes both ways until either side ends. Called after `websocket.accept`.
+    `write_frame` is the server's direct frame writer, if its scope offered one."""
 
     async def pump_in() -> bool:
         """Returns True when the socket was lost without a close frame."""
@@ -102,7 +117,7 @@ async def run_websocket(
                 return message.get("code") in LOST_WITHOUT_CLOSE
 
     async def pump_out() -> int:
-        writer = FrameWriter(connection, send)
+        writer = FrameWriter(connection, send, write_frame)
         outbound = connection.outbound
         outbound.sink = writer.flush
         try:
