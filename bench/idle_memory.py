@@ -13,6 +13,8 @@ snapshot. It prints the heap growth per connection grouped by the owning source 
 counts the asyncio tasks per connection by coroutine and the live objects per connection by
 type (gc), and gives the RSS growth per connection. tracemalloc makes the child slower and
 bigger: its RSS figure is higher than an untraced run, so `--no-trace` measures RSS alone.
+`--offer-deflate` makes the clients offer permessage-deflate, as browsers and Node's `ws`
+do, and `--server-compression` makes the server accept it (`Realtime:WebSocketCompression`).
 """
 
 from __future__ import annotations
