@@ -205,6 +205,10 @@ class Outbox:
         self.marks = SentMarks(database, _MARK_SENT, retry_after=sweep_interval)
         self.counters = OutboxCounters()
 
+    @property
+    def database(self) -> Database:
+        return self._database
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
         """A unit of work: committed on a normal exit, then its events are delivered

@@ -80,6 +80,28 @@ SET_LAST_MESSAGE = (
     .values(last_message_at=bindparam("now"))
 )
 
+_ACTIVE_MEMBERSHIPS = _MEMBERS.join(_CHANNELS, _CHANNELS.c.id == _MEMBERS.c.channel_id)
+CHANNELS_OF = (
+    select(_MEMBERS.c.channel_id)
+    .select_from(_ACTIVE_MEMBERSHIPS)
+    .where(
+        _MEMBERS.c.tenant_id == bindparam("tenant"),
+        _MEMBERS.c.user_id == bindparam("user"),
+        _CHANNELS.c.archived_at.is_(None),
+    )
+)
+"""The channels a user belongs to that are not archived (AppHub joins them on connect)."""
+IS_MEMBER = (
+    select(_MEMBERS.c.user_id)
+    .select_from(_ACTIVE_MEMBERSHIPS)
+    .where(
+        _MEMBERS.c.tenant_id == bindparam("tenant"),
+        _MEMBERS.c.channel_id == bindparam("channel"),
+        _MEMBERS.c.user_id == bindparam("user"),
+        _CHANNELS.c.archived_at.is_(None),
+    )
+)
+
 INSERT_MESSAGE = insert(_MESSAGES).values(
     seq=select(func.coalesce(func.max(_MESSAGES.c.seq), 0) + 1)
     .where(_MESSAGES.c.channel_id == bindparam("seq_channel"))
@@ -148,29 +170,15 @@ class ChatCore:
     # -- hub lookups -------------------------------------------------------------------
 
     async def channels_of(self, tenant_id: str, user_id: uuid.UUID) -> list[uuid.UUID]:
-        async with self.outbox.transaction() as work:
-            rows = await work.session.scalars(
-                select(Member.channel_id)
-                .join(Channel, Channel.id == Member.channel_id)
-                .where(
-                    Member.tenant_id == tenant_id,
-                    Member.user_id == user_id,
-                    Channel.archived_at.is_(None),
-                )
-            )
-            return list(rows.all())
+        """Run on every hub connect: a Core read, no session, no transaction to commit."""
+        async with self.outbox.database.read() as connection:
+            rows = await connection.execute(CHANNELS_OF, {"tenant": tenant_id, "user": user_id})
+            return list(rows.scalars().all())
 
     async def is_member(self, tenant_id: str, channel_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        async with self.outbox.transaction() as work:
-            found = await work.session.scalar(
-                select(Member.user_id)
-                .join(Channel, Channel.id == Member.channel_id)
-                .where(
-                    Member.tenant_id == tenant_id,
-                    Member.channel_id == channel_id,
-                    Member.user_id == user_id,
-                    Channel.archived_at.is_(None),
-                )
+        async with self.outbox.database.read() as connection:
+            found = await connection.scalar(
+                IS_MEMBER, {"tenant": tenant_id, "channel": channel_id, "user": user_id}
             )
             return found is not None
 
