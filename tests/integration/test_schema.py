@@ -28,15 +28,18 @@ def _differences(connection: Connection, metadata: MetaData) -> list[Any]:
     return list(compare_metadata(context, metadata))
 
 
+def _url(backend: str, folder: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh SQLite file, or the test PostgreSQL (a fresh database per test)."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{folder / 'schema.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_migrations_match_the_models(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'schema.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
+    url = _url(backend, tmp_path, request)
     schema = platform_schema()
     database = Database(url)
     try:
@@ -63,11 +66,7 @@ async def test_the_sequence_migration_numbers_existing_messages_in_id_order(
     """Rows written before `chat_messages.seq` existed are numbered per channel in id order;
     full-text search still finds them afterwards (on SQLite the FTS5 index refers to rowids,
     which the migration must not renumber)."""
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'seq.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
+    url = _url(backend, tmp_path, request)
     schema = platform_schema()
     database = Database(url)
     now = datetime.now(UTC)

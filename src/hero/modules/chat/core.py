@@ -80,27 +80,25 @@ SET_LAST_MESSAGE = (
     .values(last_message_at=bindparam("now"))
 )
 
-_ACTIVE_MEMBERSHIPS = _MEMBERS.join(_CHANNELS, _CHANNELS.c.id == _MEMBERS.c.channel_id)
-CHANNELS_OF = (
-    select(_MEMBERS.c.channel_id)
-    .select_from(_ACTIVE_MEMBERSHIPS)
-    .where(
-        _MEMBERS.c.tenant_id == bindparam("tenant"),
-        _MEMBERS.c.user_id == bindparam("user"),
-        _CHANNELS.c.archived_at.is_(None),
+
+def _memberships(column: Any, *where: Any) -> Any:
+    """`column` of the memberships of user `:user` of tenant `:tenant` in channels that are
+    not archived (an archived channel counts as not-member)."""
+    return (
+        select(column)
+        .select_from(_MEMBERS.join(_CHANNELS, _CHANNELS.c.id == _MEMBERS.c.channel_id))
+        .where(
+            _MEMBERS.c.tenant_id == bindparam("tenant"),
+            _MEMBERS.c.user_id == bindparam("user"),
+            _CHANNELS.c.archived_at.is_(None),
+            *where,
+        )
     )
-)
-"""The channels a user belongs to that are not archived (AppHub joins them on connect)."""
-IS_MEMBER = (
-    select(_MEMBERS.c.user_id)
-    .select_from(_ACTIVE_MEMBERSHIPS)
-    .where(
-        _MEMBERS.c.tenant_id == bindparam("tenant"),
-        _MEMBERS.c.channel_id == bindparam("channel"),
-        _MEMBERS.c.user_id == bindparam("user"),
-        _CHANNELS.c.archived_at.is_(None),
-    )
-)
+
+
+CHANNELS_OF = _memberships(_MEMBERS.c.channel_id)
+"""The channels AppHub joins on connect."""
+IS_MEMBER = _memberships(_MEMBERS.c.user_id, _MEMBERS.c.channel_id == bindparam("channel"))
 
 INSERT_MESSAGE = insert(_MESSAGES).values(
     seq=select(func.coalesce(func.max(_MESSAGES.c.seq), 0) + 1)
