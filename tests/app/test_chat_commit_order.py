@@ -74,3 +74,21 @@ async def test_a_cursor_that_is_no_message_of_the_channel_compares_by_time(scene
     past = uuid7_at(int(time.time() * 1000) - 60_000)
     assert [m["id"] for m in await room.json(BOB, "GET", f"{path}?after={past}")] == [message["id"]]
     assert await room.json(BOB, "GET", f"{path}?before={past}") == []
+
+
+async def test_thread_replies_follow_the_commit_order_too(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cast, _ = scene
+    room, general = cast.room, cast.general
+    path = f"/channels/{general}/messages"
+    root = await room.json(ALICE, "POST", path, body="root")
+    one = await room.json(BOB, "POST", path, body="one", parentMessageId=root["id"])
+    behind = uuid7_at(int(time.time() * 1000) - 60_000)
+    monkeypatch.setattr(service, "new_id", lambda: behind)
+    two = await room.json(BOB, "POST", path, body="two", parentMessageId=root["id"])
+    monkeypatch.undo()
+    replies = f"/messages/{root['id']}/replies"
+    assert [m["id"] for m in await room.json(ALICE, "GET", replies)] == [two["id"], one["id"]]
+    older = await room.json(ALICE, "GET", f"{replies}?before={two['id']}")
+    assert [m["id"] for m in older] == [one["id"]]

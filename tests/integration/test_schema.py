@@ -129,3 +129,55 @@ async def test_the_sequence_migration_numbers_existing_messages_in_id_order(
 def _bound(backend: str, value: uuid.UUID) -> object:
     """A UUID as each backend stores it for `sa.Uuid` (SQLite: 32 hex digits)."""
     return value.hex if backend == "sqlite" else value
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_notification_sequence_migration_numbers_each_users_rows_and_seeds_counters(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Each user's notifications are numbered in id order and the user's counter starts
+    after the last one, so the next notification takes the next number."""
+    schema = platform_schema()
+    database = Database(_url(backend, tmp_path, request))
+    now = datetime.now(UTC)
+    users = {uuid.uuid4(): 3, uuid.uuid4(): 2}
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(_upgrade_to, schema, "users@89f5eafc6ad1")
+            for user, count in users.items():
+                for _ in range(count):
+                    await connection.execute(
+                        text(
+                            "INSERT INTO notifications (id, tenant_id, user_id, type, title,"
+                            " created_at) VALUES (:id, 'acme', :user, 't', 'x', :now)"
+                        ),
+                        {
+                            "id": _bound(backend, uuid.uuid4()),
+                            "user": _bound(backend, user),
+                            "now": now,
+                        },
+                    )
+        assert await database.migrate(schema) == schema.heads()
+        async with database.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text("SELECT user_id, id, seq FROM notifications ORDER BY user_id, seq")
+                )
+            ).all()
+            counters = dict(
+                (
+                    await connection.execute(
+                        text("SELECT user_id, last_seq FROM notification_counters")
+                    )
+                ).all()
+            )
+    finally:
+        await database.aclose()
+    by_user: dict[str, list[tuple[str, int]]] = {}
+    for user_id, notification_id, seq in rows:
+        by_user.setdefault(str(user_id), []).append((str(notification_id), seq))
+    assert sorted(len(v) for v in by_user.values()) == sorted(users.values())
+    for numbered in by_user.values():
+        assert [seq for _, seq in numbered] == list(range(1, len(numbered) + 1))
+        assert [i for i, _ in numbered] == sorted(i for i, _ in numbered)
+    assert sorted(counters.values()) == sorted(users.values())

@@ -39,7 +39,7 @@ class Principal:
     @property
     def user_key(self) -> str:
         """``user_id`` as the lowercase hyphenated string used on the wire (payloads, rate-limit
-        keys); realtime names add the tenant (``hero.conventions.user_key``)."""
+        keys); realtime names add the tenant (``hero.conventions.realtime_user``)."""
         return str(self.user_id)
 
     def is_in_role(self, role: str) -> bool:

@@ -16,7 +16,7 @@ CHANNEL_PREFIX: Final = "channel:"
 RESERVED_GROUP_PREFIXES: Final = (USER_PREFIX, TENANT_PREFIX, CHANNEL_PREFIX)
 
 
-def user_key(tenant_id: str, user_id: UUID | str) -> str:
+def realtime_user(tenant_id: str, user_id: UUID | str) -> str:
     """The realtime user identifier of a user of one tenant (`clients.user(...)`, group
     moves by user). A token's user id is unique only within its tenant, so the key carries
     the tenant: the same user id in another tenant is another realtime user."""
@@ -26,7 +26,7 @@ def user_key(tenant_id: str, user_id: UUID | str) -> str:
 def user_group(tenant_id: str, user_id: UUID | str) -> str:
     """Every connection of one user of one tenant, on every instance:
     `user:{tenantId}:{userId}`."""
-    return f"{USER_PREFIX}{user_key(tenant_id, user_id)}"
+    return f"{USER_PREFIX}{realtime_user(tenant_id, user_id)}"
 
 
 def tenant_group(tenant_id: str) -> str:

@@ -95,8 +95,8 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads: no ORM session, and rolled back at the end instead of
-        committed (nothing to write, one round trip fewer)."""
+        """A connection for reads: no ORM session and no unit of work; what it began is
+        rolled back at the end (nothing was written)."""
         async with self.engine.connect() as connection:
             yield connection
 

@@ -1,6 +1,6 @@
 """AppHub: the one hub serving every realtime concern (docs/platform.md §5).
 
-On connect a connection joins `user:{userId}`, `tenant:{tenantId}` and one `channel:{id}`
+On connect a connection joins `user:{tenantId}:{userId}`, `tenant:{tenantId}` and one `channel:{id}`
 per channel of its user; these count towards `Realtime:MaximumGroupsPerConnection` but are
 never refused by it (docs/groups.md). Identity always comes from the connection's own principal,
 captured at connect time. Modules add hub methods by contributing mixin classes; the

@@ -19,7 +19,7 @@ from hero.auth import (
     Principal,
     extract_token,
 )
-from hero.conventions import user_key
+from hero.conventions import realtime_user
 from hero.realtime import Identity
 
 PRINCIPAL_KEY = PRINCIPAL_SCOPE_KEY
@@ -164,7 +164,7 @@ class Authenticator:
         if principal is None:
             return None
         return Identity(
-            user_id=user_key(principal.tenant_id, principal.user_id),
+            user_id=realtime_user(principal.tenant_id, principal.user_id),
             principal=principal,
             expires_at=self._validator.accepted_until(principal),
         )

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from hero.conventions import channel_group, user_key
+from hero.conventions import channel_group, realtime_user
 from hero.data import utc_now
 from hero.modules.chat.core import ADMIN, MAX_GROUP_DM, MEMBER, ChatCore, slug_of
 from hero.modules.chat.models import Channel, Member
@@ -132,7 +132,9 @@ class ChannelCommands(ChatCore):
             stream = channel_group(channel.id)
             for m in await self._members(work.session, channel.id):
                 move = GroupMove.remove if archived else GroupMove.add
-                work.publish(tenant, stream, move(user_key(tenant, m.user_id), stream).to_wire())
+                work.publish(
+                    tenant, stream, move(realtime_user(tenant, m.user_id), stream).to_wire()
+                )
 
     async def join(self, tenant: str, user: uuid.UUID, channel_id: uuid.UUID) -> dict[str, Any]:
         async with self.outbox.transaction() as work:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hero.conventions import Events, channel_group, user_group, user_key
+from hero.conventions import Events, channel_group, realtime_user, user_group
 from hero.data import Outbox, UnitOfWork, new_id, utc_now
 from hero.modules.chat.dtos import MAX_BODY, channel_dto, message_dto
 from hero.modules.chat.models import Channel, Member, Message, Reaction
@@ -294,7 +294,7 @@ class ChatCore:
         work.publish(
             channel.tenant_id,
             stream,
-            GroupMove.add(user_key(channel.tenant_id, user), stream).to_wire(),
+            GroupMove.add(realtime_user(channel.tenant_id, user), stream).to_wire(),
         )
         payload = {"channelId": str(channel.id), "userId": str(user)}
         send_event(
@@ -319,7 +319,7 @@ class ChatCore:
         work.publish(
             channel.tenant_id,
             stream,
-            GroupMove.remove(user_key(channel.tenant_id, member.user_id), stream).to_wire(),
+            GroupMove.remove(realtime_user(channel.tenant_id, member.user_id), stream).to_wire(),
         )
         send_event(
             work,

@@ -157,30 +157,30 @@ class ChatService(ChannelCommands):
         async with self.outbox.transaction() as work:
             s = work.session
             await self._member_channel(s, tenant, channel_id, user)
-            query = select(Message).where(
-                Message.channel_id == channel_id, Message.parent_id.is_(None)
-            )
+            mine = Message.channel_id == channel_id
+            query = select(Message).where(mine, Message.parent_id.is_(None))
             if after is not None:
-                query = query.where(await self._since(s, channel_id, after, later=True))
-                query = query.order_by(Message.seq)
+                where, order = await self._since(s, mine, after, later=True)
+                query = query.where(where).order_by(order)
+            elif before is not None:
+                where, order = await self._since(s, mine, before, later=False)
+                query = query.where(where).order_by(order.desc())
             else:
-                if before is not None:
-                    query = query.where(await self._since(s, channel_id, before, later=False))
                 query = query.order_by(Message.seq.desc())
             rows = await s.scalars(query.limit(size))
             return [await self._message_dto(work.session, m) for m in rows.all()]
 
     @staticmethod
     async def _since(
-        s: AsyncSession, channel_id: uuid.UUID, cursor: uuid.UUID, *, later: bool
-    ) -> ColumnElement[bool]:
-        """Messages committed after (`later`) or before the cursor message."""
-        seq = await s.scalar(
-            select(Message.seq).where(Message.id == cursor, Message.channel_id == channel_id)
-        )
+        s: AsyncSession, among: ColumnElement[bool], cursor: uuid.UUID, *, later: bool
+    ) -> tuple[ColumnElement[bool], Any]:
+        """The messages committed after (`later`) or before the cursor, and the column to
+        order them by: `seq` when the cursor is one of the messages `among` selects, else
+        the id (a UUIDv7: by time), so that pages never mix the two orders."""
+        seq = await s.scalar(select(Message.seq).where(Message.id == cursor, among))
         if seq is None:
-            return Message.id > cursor if later else Message.id < cursor
-        return Message.seq > seq if later else Message.seq < seq
+            return (Message.id > cursor if later else Message.id < cursor), Message.id
+        return (Message.seq > seq if later else Message.seq < seq), Message.seq
 
     async def replies(
         self,
@@ -191,12 +191,16 @@ class ChatService(ChannelCommands):
         size: int,
     ) -> list[dict[str, Any]]:
         async with self.outbox.transaction() as work:
-            await self._message(work.session, tenant, message_id, user, lock=False)
-            query = select(Message).where(Message.parent_id == message_id)
+            s = work.session
+            await self._message(s, tenant, message_id, user, lock=False)
+            thread = Message.parent_id == message_id
+            query = select(Message).where(thread)
+            order: Any = Message.seq
             if before is not None:
-                query = query.where(Message.id < before)
-            rows = await work.session.scalars(query.order_by(Message.id.desc()).limit(size))
-            return [await self._message_dto(work.session, m) for m in rows.all()]
+                where, order = await self._since(s, thread, before, later=False)
+                query = query.where(where)
+            rows = await s.scalars(query.order_by(order.desc()).limit(size))
+            return [await self._message_dto(s, m) for m in rows.all()]
 
     async def edit(
         self, tenant: str, user: uuid.UUID, message_id: uuid.UUID, text: str

@@ -1,5 +1,5 @@
 """The notifications module: the Notification entity, its REST API, `NotificationCreated`
-pushes to `user:{id}`, and the `GET /notifications` Server-Sent Events stream."""
+pushes to `user:{tenantId}:{userId}`, and the `GET /notifications` Server-Sent Events stream."""
 
 from pathlib import Path
 

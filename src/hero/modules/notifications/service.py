@@ -19,7 +19,7 @@ from hero.realtime import Audience, Delivery
 
 class NotificationService:
     """Implements `NotificationSink`; every notification is pushed as `NotificationCreated`
-    to `user:{id}` after its transaction commits (stream `user:{id}`)."""
+    to `user:{tenantId}:{userId}` after its transaction commits (that is also its stream)."""
 
     def __init__(self, database: Database, outbox: Outbox) -> None:
         self._database = database

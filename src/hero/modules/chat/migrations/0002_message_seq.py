@@ -30,10 +30,12 @@ def upgrade() -> None:
         "chat_messages",
         sa.Column("seq", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
     )
+    # One pass with a window function (SQLite 3.33+ for UPDATE ... FROM), not a count of
+    # the earlier rows per row, which grows with the square of a channel's messages.
     op.execute(
-        "UPDATE chat_messages SET seq = (SELECT COUNT(*) FROM chat_messages AS earlier "
-        "WHERE earlier.channel_id = chat_messages.channel_id "
-        "AND earlier.id <= chat_messages.id)"
+        "UPDATE chat_messages SET seq = numbered.n FROM (SELECT id, row_number() OVER "
+        "(PARTITION BY channel_id ORDER BY id) AS n FROM chat_messages) AS numbered "
+        "WHERE chat_messages.id = numbered.id"
     )
     op.create_index(
         "ix_chat_messages_channel_seq", "chat_messages", ["channel_id", "seq"], unique=True

@@ -34,10 +34,11 @@ def upgrade() -> None:
         "notifications",
         sa.Column("seq", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
     )
+    # One pass with a window function (SQLite 3.33+ for UPDATE ... FROM).
     op.execute(
-        "UPDATE notifications SET seq = (SELECT COUNT(*) FROM notifications AS earlier "
-        "WHERE earlier.tenant_id = notifications.tenant_id "
-        "AND earlier.user_id = notifications.user_id AND earlier.id <= notifications.id)"
+        "UPDATE notifications SET seq = numbered.n FROM (SELECT id, row_number() OVER "
+        "(PARTITION BY tenant_id, user_id ORDER BY id) AS n FROM notifications) AS numbered "
+        "WHERE notifications.id = numbered.id"
     )
     op.execute(
         "INSERT INTO notification_counters (tenant_id, user_id, last_seq) "
