@@ -116,14 +116,7 @@ async def test_the_sequence_migration_numbers_existing_messages_in_id_order(
                 assert found == 1
     finally:
         await database.aclose()
-    by_channel: dict[str, list[tuple[str, int]]] = {}
-    for message_id, channel_id, seq in rows:
-        by_channel.setdefault(str(channel_id), []).append((str(message_id), seq))
-    assert len(by_channel) == 2
-    for numbered in by_channel.values():
-        assert [seq for _, seq in numbered] == list(range(1, len(numbered) + 1))
-        ids = [message_id for message_id, _ in numbered]
-        assert ids == sorted(ids)
+    assert sorted(_numbered_in_id_order((c, m, q) for m, c, q in rows)) == [2, 3]
 
 
 def _bound(backend: str, value: uuid.UUID) -> object:
@@ -173,11 +166,18 @@ async def test_the_notification_sequence_migration_numbers_each_users_rows_and_s
             )
     finally:
         await database.aclose()
-    by_user: dict[str, list[tuple[str, int]]] = {}
-    for user_id, notification_id, seq in rows:
-        by_user.setdefault(str(user_id), []).append((str(notification_id), seq))
-    assert sorted(len(v) for v in by_user.values()) == sorted(users.values())
-    for numbered in by_user.values():
+    assert sorted(_numbered_in_id_order(rows)) == sorted(users.values())
+    assert sorted(counters.values()) == sorted(users.values())
+
+
+def _numbered_in_id_order(rows: Any) -> list[int]:
+    """Given (group, id, seq) rows, check that each group's rows are numbered 1, 2, ... in
+    id order; returns the groups' sizes."""
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for group, row_id, seq in rows:
+        groups.setdefault(str(group), []).append((str(row_id), seq))
+    for numbered in groups.values():
+        numbered.sort(key=lambda pair: pair[1])
         assert [seq for _, seq in numbered] == list(range(1, len(numbered) + 1))
         assert [i for i, _ in numbered] == sorted(i for i, _ in numbered)
-    assert sorted(counters.values()) == sorted(users.values())
+    return [len(numbered) for numbered in groups.values()]
