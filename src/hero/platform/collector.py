@@ -8,7 +8,7 @@ app is loaded: it collects, moves what survives into the permanent generation
 (`gc.freeze()`, never walked again), and lets the young generation grow to 10,000 objects
 before a collection. Reference counting still frees everything acyclic at once; only
 garbage cycles wait a little longer. `bench/fanout_more.py --part inbound` measured the
-effect (docs/benchmarks.md, "The garbage collector's share").
+effect (docs/benchmarks.md, "2026-12-04: a quiet machine and four changes").
 """
 
 from __future__ import annotations

@@ -301,15 +301,14 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def write_frame(self, data: bytes, binary: bool) -> bool:
         """One unmasked, unfragmented data frame (RFC 6455 §5.2), or False to have the
-        caller use ASGI `send` (which waits for the socket, or fails as uvicorn's does)."""
+        caller use ASGI `send` (which waits for the socket, or fails as uvicorn's does).
+        `websockets` holds the socket OPEN from the 101 until either side's close frame;
+        a lost connection closes the transport first."""
         if (
-            self.close_sent
-            or self.disconnected
-            or self.transport.is_closing()
-            or not self.handshake_complete
-            or not self.writable.is_set()
-            or self.conn.state is not State.OPEN
+            self.conn.state is not State.OPEN
             or self.conn.extensions
+            or not self.writable.is_set()
+            or self.transport.is_closing()
         ):
             return False
         self.transport.writelines((_frame_header(len(data), binary), data))

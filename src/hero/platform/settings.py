@@ -432,7 +432,7 @@ class RealtimeOptions(BaseModel):
         alias="WebSocketCompression",
         description=(
             "accept permessage-deflate (RFC 7692) when a client offers it; off, as in ASP.NET "
-            "Core: it costs every connection ~40 KiB and every frame a deflate per recipient"
+            "Core: it costs every connection ~35 KiB and every frame a deflate per recipient"
         ),
     )
     enable_detailed_errors: _Bool = Field(

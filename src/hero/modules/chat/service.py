@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hero.conventions import Events, channel_group, user_group
 from hero.data import UnitOfWork, new_id, utc_now
+from hero.data.cursors import beyond
 from hero.modules.chat.channels import ChannelCommands
 from hero.modules.chat.core import (
     ADMIN,
@@ -175,12 +176,10 @@ class ChatService(ChannelCommands):
         s: AsyncSession, among: ColumnElement[bool], cursor: uuid.UUID, *, later: bool
     ) -> tuple[ColumnElement[bool], Any]:
         """The messages committed after (`later`) or before the cursor, and the column to
-        order them by: `seq` when the cursor is one of the messages `among` selects, else
-        the id (a UUIDv7: by time), so that pages never mix the two orders."""
+        order them by (`hero.data.cursors`); the cursor counts when it is one of the
+        messages `among` selects."""
         seq = await s.scalar(select(Message.seq).where(Message.id == cursor, among))
-        if seq is None:
-            return (Message.id > cursor if later else Message.id < cursor), Message.id
-        return (Message.seq > seq if later else Message.seq < seq), Message.seq
+        return beyond(Message.seq, Message.id, cursor, seq, later=later)
 
     async def replies(
         self,

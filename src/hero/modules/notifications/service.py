@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hero.conventions import Events, user_group
 from hero.data import Database, Outbox, UnitOfWork, utc_now
+from hero.data.cursors import beyond
 from hero.modules.http import not_found
 from hero.modules.notifications.models import Notification, NotificationCounter
 from hero.realtime import Audience, Delivery
@@ -39,7 +40,7 @@ class NotificationService:
         metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         row = Notification(
-            seq=await _next_seq(work.session, tenant_id, user_id),
+            seq=await self._next_seq(work.session, tenant_id, user_id),
             tenant_id=tenant_id,
             user_id=user_id,
             type=type,
@@ -122,23 +123,22 @@ class NotificationService:
             seq = await session.scalar(
                 select(Notification.seq).where(*mine, Notification.id == after)
             )
-            later = Notification.id > after if seq is None else Notification.seq > seq
+            later, order = beyond(Notification.seq, Notification.id, after, seq, later=True)
             rows = await session.scalars(
-                select(Notification).where(*mine, later).order_by(Notification.seq).limit(limit)
+                select(Notification).where(*mine, later).order_by(order).limit(limit)
             )
             return [n.dto() for n in rows.all()]
 
+    async def _next_seq(self, session: AsyncSession, tenant_id: str, user_id: uuid.UUID) -> int:
+        """Bump the user's counter (an upsert, which keeps the row locked until the
+        transaction ends) and return the new value."""
+        dialect = postgresql if self._database.is_postgresql else sqlite
+        upsert = dialect.insert(_COUNTERS).values(tenant_id=tenant_id, user_id=user_id, last_seq=1)
+        statement = upsert.on_conflict_do_update(
+            index_elements=[_COUNTERS.c.tenant_id, _COUNTERS.c.user_id],
+            set_={"last_seq": _COUNTERS.c.last_seq + 1},
+        ).returning(_COUNTERS.c.last_seq)
+        return int((await session.execute(statement)).scalar_one())
+
 
 _COUNTERS = NotificationCounter.__table__
-
-
-async def _next_seq(session: AsyncSession, tenant_id: str, user_id: uuid.UUID) -> int:
-    """Bump the user's counter (an upsert, which keeps the row locked until the transaction
-    ends) and return the new value."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_COUNTERS).values(tenant_id=tenant_id, user_id=user_id, last_seq=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=[_COUNTERS.c.tenant_id, _COUNTERS.c.user_id],
-        set_={"last_seq": _COUNTERS.c.last_seq + 1},
-    ).returning(_COUNTERS.c.last_seq)
-    return int((await session.execute(statement)).scalar_one())
