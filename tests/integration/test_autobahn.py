@@ -2,7 +2,8 @@
 
 kosoku drives the Autobahn TestSuite case files against `tests/support/ws_echo.py`, an echo
 server under `hero serve`'s uvicorn configuration (hero's WebSocket protocol class, built on
-uvicorn's websockets sans-I/O one), and under the same configuration with ws "wsproto". Any
+uvicorn's websockets sans-I/O one), through the direct read and write extensions the hub
+uses on that class ("hero-direct"), and under the same configuration with ws "wsproto". Any
 failed case or any log line fails the test, except the known upstream fault listed below,
 which must still occur. The full run with its
 figures is `bench/autobahn.py` (docs/reliability.md).
@@ -38,7 +39,7 @@ def _describe(result: kosoku.CaseResult) -> str:
     )
 
 
-@pytest.mark.parametrize("ws", ["hero", "wsproto"])
+@pytest.mark.parametrize("ws", ["hero", "hero-direct", "wsproto"])
 async def test_autobahn_core_cases(ws: str) -> None:
     with launch(["-m", "tests.support.ws_echo", "--port", "0", "--ws", ws]) as server:
         url = server.base_url.replace("http://", "ws://")
@@ -51,7 +52,7 @@ async def test_autobahn_core_cases(ws: str) -> None:
         log = server.log()
     assert len(results) == 246  # every core case ran
     failed = {r.case_id: r for r in results if not r.passed}
-    known = HERO_UPSTREAM_FAILURES if ws == "hero" else set()
+    known = HERO_UPSTREAM_FAILURES if ws.startswith("hero") else set()
     unexpected = [_describe(r) for case, r in failed.items() if case not in known]
     assert not unexpected, "\n".join(unexpected)
     assert set(failed) == known, "an upstream failure now passes: update the list"

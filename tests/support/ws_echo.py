@@ -14,19 +14,21 @@ for).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import socket
 from typing import Any
 
 import uvicorn
 
 from hero.platform.http_server import HttpLimits, server_config
+from hero.realtime import READ_FRAMES_EXTENSION, WRITE_FRAME_EXTENSION
 
 HUB_MESSAGE_LIMIT = 32_768
 """`Realtime:MaximumReceiveMessageSize`'s default, from which the WebSocket bound follows."""
 
 
-async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Raw ASGI: every text or binary message goes back as it came; lifespan is accepted."""
+async def _accepted(scope: dict[str, Any], receive: Any, send: Any) -> bool:
+    """Lifespan and plain HTTP answered; True once a WebSocket was accepted."""
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -34,15 +36,57 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
-                return
+                return False
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})
-        return
+        return False
     message = await receive()
     if message["type"] != "websocket.connect":
-        return
+        return False
     await send({"type": "websocket.accept"})
+    return True
+
+
+class _DirectEcho:
+    """A `FrameSink` that writes each message back with the direct frame writer, and
+    queues it for ASGI `send` (pausing the socket) while that writer cannot write."""
+
+    def __init__(self, write: Any) -> None:
+        self.write = write
+        self.waiting: asyncio.Queue[tuple[bytes, bool] | None] = asyncio.Queue()
+
+    def message(self, data: bytes, binary: bool) -> bool:
+        if self.waiting.empty() and self.write(data, binary):
+            return True
+        self.waiting.put_nowait((data, binary))
+        return False
+
+    def ended(self, code: int) -> None:
+        self.waiting.put_nowait(None)
+
+
+async def direct_echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """As `echo_app`, through the scope extensions the hub uses: messages arrive through
+    `READ_FRAMES_EXTENSION` and leave through `WRITE_FRAME_EXTENSION`."""
+    if not await _accepted(scope, receive, send):
+        return
+    extensions = scope["extensions"]
+    echo = _DirectEcho(extensions[WRITE_FRAME_EXTENSION]["write"])
+    resume = extensions[READ_FRAMES_EXTENSION]["attach"](echo)
+    while (item := await echo.waiting.get()) is not None:
+        data, binary = item
+        await send(
+            {"type": "websocket.send", **({"bytes": data} if binary else {"text": data.decode()})}
+        )
+        if echo.waiting.empty():
+            resume()
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Raw ASGI: every text or binary message goes back as it came; lifespan is accepted."""
+    if not await _accepted(scope, receive, send):
+        return
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -54,11 +98,13 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def config(app: Any = echo_app, ws: str = "hero") -> uvicorn.Config:
-    """The uvicorn configuration of `hero serve` (see the module docstring); `ws` other
-    than "hero" (uvicorn's names: auto, wsproto, websockets) only to compare
-    implementations."""
+    """The uvicorn configuration of `hero serve` (see the module docstring). `ws`
+    "hero-direct" echoes through the hub's direct read and write extensions; other names
+    (uvicorn's: auto, wsproto, websockets) only compare implementations."""
+    if ws == "hero-direct":
+        app = direct_echo_app
     chosen = server_config(app, limits=HttpLimits(), maximum_receive_message_size=HUB_MESSAGE_LIMIT)
-    if ws != "hero":
+    if ws not in ("hero", "hero-direct"):
         chosen.ws = ws
     return chosen
 
@@ -76,7 +122,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
-        "--ws", default="hero", help="hero (as hero serve), or uvicorn's auto, wsproto, ..."
+        "--ws",
+        default="hero",
+        help="hero (as hero serve), hero-direct (its direct extensions), or uvicorn's auto, ...",
     )
     args = parser.parse_args()
     sock = _bind(args.host, args.port)

@@ -58,3 +58,22 @@ async def test_outbound_wakes_every_waiting_reader_and_survives_a_cancelled_one(
     await asyncio.gather(old, return_exceptions=True)
     buffer.write(b"data")
     assert await asyncio.wait_for(new, 5) == b"data"
+
+
+async def test_a_push_that_fills_the_inbound_asks_to_pause_and_reading_makes_room() -> None:
+    """The direct WebSocket reader pushes what the socket already read; the channel says
+    when it is full and calls `on_room` once, when the hub has read it below the limit."""
+    channel = InboundChannel(limit_bytes=10)
+    rooms: list[str] = []
+    channel.on_room = lambda: rooms.append("room")
+    assert channel.push(b"abcd")
+    assert not channel.push(b"efghijk")  # 11 bytes queued: full, nothing refused
+    assert not channel.push(b"l")  # a message read from the same chunk is still kept
+    assert await channel.receive() == b"abcd"  # 8 bytes left: room again
+    assert rooms == ["room"]
+    assert await channel.receive() == b"efghijk"
+    assert await channel.receive() == b"l"
+    assert rooms == ["room"]  # only a full channel calls it
+    channel.feed_eof()
+    assert channel.push(b"late")  # ended: dropped, and no reason to pause
+    assert await channel.receive() is None

@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httptools
 import uvicorn
@@ -33,7 +34,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.http11 import Request
 from websockets.protocol import State
 
-from hero.realtime import WRITE_FRAME_EXTENSION
+from hero.realtime import READ_FRAMES_EXTENSION, WRITE_FRAME_EXTENSION, FrameSink
 
 logger = logging.getLogger("hero.platform.http")
 
@@ -247,15 +248,24 @@ class _Inbox:
     """The part of `asyncio.Queue` that uvicorn's WebSocket protocol uses for its ASGI
     receive events (`put_nowait`, `get`, `empty`; one reader), without the queue's three
     deques, `Event` and `__dict__`: about 3 KiB less per open socket. uvicorn pauses reading
-    after each message, so it rarely holds more than one or two events."""
+    after each message, so it rarely holds more than one or two events.
 
-    __slots__ = ("_items", "_waiter")
+    While a `FrameSink` is attached (`READ_FRAMES_EXTENSION`), a disconnect event goes to
+    its `ended` instead, and data messages never reach the inbox."""
+
+    __slots__ = ("_items", "_waiter", "sink")
 
     def __init__(self) -> None:
         self._items: list[Any] = []
         self._waiter: asyncio.Future[None] | None = None
+        self.sink: FrameSink | None = None
 
     def put_nowait(self, item: Any) -> None:
+        sink = self.sink
+        if sink is not None and item["type"] == "websocket.disconnect":
+            self.sink = None
+            sink.ended(item.get("code", 1005))
+            return
         self._items.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -273,6 +283,22 @@ class _Inbox:
     def empty(self) -> bool:
         return not self._items
 
+    def hand_over(self, sink: FrameSink) -> bool:
+        """Give `sink` what is queued, in order; False when it asked to stop reading."""
+        room = True
+        while self._items and self.sink is sink:
+            item = self._items.pop(0)
+            if item["type"] == "websocket.disconnect":
+                self.sink = None
+                sink.ended(item.get("code", 1005))
+                return room
+            data = item.get("bytes")
+            binary = data is not None
+            if data is None:
+                data = item.get("text", "").encode()
+            room = sink.message(data, binary) and room
+        return room
+
 
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets (sans-I/O) protocol; a text message that is not UTF-8 ends the
@@ -281,7 +307,9 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     Its scopes offer `hero.realtime.WRITE_FRAME_EXTENSION`: the hub writes its frames
     straight to the transport while the socket is open, writable and uncompressed, instead
     of one ASGI `websocket.send` per frame (a message dict, a decode that uvicorn encodes
-    again, two coroutines)."""
+    again, two coroutines). They also offer `hero.realtime.READ_FRAMES_EXTENSION`: once the
+    hub attaches its sink, each message goes to it as bytes from `data_received`, and the
+    socket stops reading only while the sink is full, instead of after every message."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -291,6 +319,28 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         extensions: dict[str, Any] = self.scope["extensions"]
         extensions[WRITE_FRAME_EXTENSION] = {"write": self.write_frame}
+        extensions[READ_FRAMES_EXTENSION] = {"attach": self.attach}
+
+    def attach(self, sink: FrameSink | None) -> Callable[[], None]:
+        """`READ_FRAMES_EXTENSION`: messages go to `sink` from now on (None: back to the
+        ASGI receive queue). Returns the callable that resumes reading."""
+        inbox = cast(_Inbox, self.queue)
+        inbox.sink = sink
+        if sink is not None and not inbox.hand_over(sink):
+            self._pause()
+        else:  # uvicorn paused after the last queued message; ASGI receive resumes too
+            self._resume()
+        return self._resume
+
+    def _pause(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
 
     def start_keepalive(self) -> None:
         """Called once the 101 response is written: uvicorn no longer needs the upgrade
@@ -315,12 +365,16 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         return True
 
     def send_receive_event_to_app(self) -> None:
-        if self.curr_msg_data_type == "text" and not self.close_sent:
-            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        frames = self.frames
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        self.frames = []
+        if self.close_sent:
+            return  # past `websocket.close`: discarded while the peer's close is awaited
+        text: str | None = None
+        if self.curr_msg_data_type == "text":
             try:
                 text = data.decode()
             except UnicodeDecodeError:
-                self.frames = []
                 logger.info(
                     "WebSocket text message from %s is not UTF-8: closing (1007)",
                     _peer(self.client),
@@ -328,13 +382,16 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.conn.fail(1007, "invalid UTF-8")
                 self.handle_parser_exception()
                 return
-            self.frames = []
-            self.queue.put_nowait({"type": "websocket.receive", "text": text})
-            if not self.read_paused:
-                self.read_paused = True
-                self.transport.pause_reading()
+        sink = cast(_Inbox, self.queue).sink
+        if sink is not None:
+            if not sink.message(data, text is None):
+                self._pause()
             return
-        super().send_receive_event_to_app()
+        if text is not None:
+            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+        else:
+            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+        self._pause()  # uvicorn's rule: one event at a time; ASGI `receive` resumes
 
 
 def _frame_header(length: int, binary: bool) -> bytes:

@@ -47,9 +47,15 @@ from hero.realtime.runtime import (
     LimitObserver,
 )
 from hero.realtime.transports import TransportKind
-from hero.realtime.transports.asgi import WRITE_FRAME_EXTENSION, reject_websocket
+from hero.realtime.transports.asgi import (
+    READ_FRAMES_EXTENSION,
+    WRITE_FRAME_EXTENSION,
+    FrameSink,
+    reject_websocket,
+)
 
 __all__ = [
+    "READ_FRAMES_EXTENSION",
     "WRITE_FRAME_EXTENSION",
     "Audience",
     "AudienceKind",
@@ -63,6 +69,7 @@ __all__ = [
     "Delivery",
     "DeliveryFormatError",
     "EndpointOptions",
+    "FrameSink",
     "GroupLimitError",
     "GroupMove",
     "GroupMoveKind",

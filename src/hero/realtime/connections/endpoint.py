@@ -36,6 +36,7 @@ from hero.realtime.transports.asgi import (
     Receive,
     Scope,
     Send,
+    frame_reader,
     frame_writer,
     header,
     reject_websocket,
@@ -404,6 +405,7 @@ class ConnectionEndpoint:
                 send,
                 send_timeout=self.options.transport_send_timeout,
                 write_frame=frame_writer(scope),
+                attach=frame_reader(scope),
             )
         finally:
             if resume and not took_over:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -25,6 +25,39 @@ def frame_writer(scope: Scope) -> WriteFrame | None:
     """The server's direct frame writer for this WebSocket scope, if it offers one."""
     offered = scope.get("extensions", {}).get(WRITE_FRAME_EXTENSION)
     return offered.get("write") if isinstance(offered, dict) else None
+
+
+class FrameSink(Protocol):
+    """Where a server that offers `READ_FRAMES_EXTENSION` hands what the socket receives."""
+
+    def message(self, data: bytes, binary: bool) -> bool:
+        """One complete data message: a binary message's bytes, or a text message's UTF-8
+        bytes (already checked to be UTF-8). False asks the server to stop reading the
+        socket until the `resume` callable that `attach` returned is called."""
+        ...
+
+    def ended(self, code: int) -> None:
+        """The socket is done: the code the ASGI `websocket.disconnect` would carry (1005
+        or 1006 when no close frame came). Called once; nothing is delivered after it."""
+        ...
+
+
+READ_FRAMES_EXTENSION = "hero.websocket.read_frames"
+"""An ASGI scope extension a server may offer on WebSocket scopes: `{"attach": attach}`,
+`attach(sink: FrameSink) -> resume` called after `websocket.accept`. From then on the
+server calls `sink.message` for each data message and `sink.ended` once, in place of the
+`websocket.receive` and `websocket.disconnect` events (what was queued before the call is
+handed over first); `resume()` lets it read again after `message` returned False.
+`attach(None)` detaches: later events go to ASGI `receive` again. It saves, per message,
+the ASGI event dict, the text decode and encode, and the task a receive loop needs."""
+Resume = Callable[[], None]
+AttachSink = Callable[[FrameSink | None], Resume]
+
+
+def frame_reader(scope: Scope) -> AttachSink | None:
+    """The server's direct message reader for this WebSocket scope, if it offers one."""
+    offered = scope.get("extensions", {}).get(READ_FRAMES_EXTENSION)
+    return offered.get("attach") if isinstance(offered, dict) else None
 
 
 NO_CACHE_HEADERS: list[tuple[bytes, bytes]] = [

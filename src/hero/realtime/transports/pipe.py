@@ -219,15 +219,18 @@ class OutboundBuffer:
 class InboundChannel:
     """Bytes from the client in arrival order, bounded in bytes (the transport waits)."""
 
-    __slots__ = ("_chunks", "_eof", "_limit", "_readable", "_size", "_writable")
+    __slots__ = ("_chunks", "_eof", "_full", "_limit", "_readable", "_size", "_writable", "on_room")
 
     def __init__(self, limit_bytes: int) -> None:
         self._chunks: list[bytes] = []
         self._size = 0
         self._limit = limit_bytes
         self._eof = False
+        self._full = False
         self._readable = _Wakeup()
         self._writable = _Wakeup()
+        self.on_room: Callable[[], None] | None = None
+        """Called when a `push` had filled the channel and reading made room again."""
 
     async def feed(self, data: bytes) -> bool:
         """Append `data`, waiting while over the limit. False if the channel has ended."""
@@ -240,6 +243,25 @@ class InboundChannel:
             self._size += len(data)
             self._readable.wake()
         return True
+
+    def push(self, data: bytes) -> bool:
+        """Append `data` without waiting (a transport that has already read it); False
+        when the channel is now full, and the transport should stop reading until
+        `on_room` is called. Nothing is kept once the channel has ended."""
+        if self._eof:
+            return True
+        if data:
+            self._chunks.append(data)
+            self._size += len(data)
+            self._readable.wake()
+        if self._size >= self._limit:
+            self._full = True
+            return False
+        return True
+
+    @property
+    def ended(self) -> bool:
+        return self._eof
 
     def has_room(self) -> bool:
         """Whether `feed` would append without waiting."""
@@ -260,6 +282,10 @@ class InboundChannel:
         self._size -= len(data)
         if self._size < self._limit:
             self._writable.wake()
+            if self._full:
+                self._full = False
+                if self.on_room is not None:
+                    self.on_room()
         return data
 
 

@@ -13,8 +13,8 @@ import functools
 from typing import Any
 
 from hero.realtime.protocol import TransferFormat
-from hero.realtime.transports.asgi import Receive, Send, WriteFrame
-from hero.realtime.transports.pipe import Connection
+from hero.realtime.transports.asgi import AttachSink, Receive, Send, WriteFrame
+from hero.realtime.transports.pipe import Connection, InboundChannel
 from hero.realtime.transports.sends import Blocked, finish, first_step, raise_later
 
 NORMAL_CLOSURE = 1000
@@ -90,6 +90,33 @@ def _resolve(first: asyncio.Future[None], _: object) -> None:
         first.set_result(None)
 
 
+class SocketMessages:
+    """The `FrameSink` a WebSocket hands its messages to when the server offers
+    `READ_FRAMES_EXTENSION`: straight into the connection's inbound channel, with no task
+    and no ASGI event per message. `done` resolves when the socket ends, True when it was
+    lost without a close frame (what the receive loop would return)."""
+
+    __slots__ = ("_inbound", "done")
+
+    def __init__(self, inbound: InboundChannel, done: asyncio.Future[bool]) -> None:
+        self._inbound = inbound
+        self.done = done
+
+    def message(self, data: bytes, binary: bool) -> bool:
+        inbound = self._inbound
+        if inbound.ended:  # the application side has ended: as the receive loop stops
+            self._settle(False)
+            return True
+        return inbound.push(data)
+
+    def ended(self, code: int) -> None:
+        self._settle(code in LOST_WITHOUT_CLOSE)
+
+    def _settle(self, lost: bool) -> None:
+        if not self.done.done():
+            self.done.set_result(lost)
+
+
 async def run_websocket(
     connection: Connection,
     receive: Receive,
@@ -97,9 +124,11 @@ async def run_websocket(
     *,
     send_timeout: float,
     write_frame: WriteFrame | None = None,
+    attach: AttachSink | None = None,
 ) -> None:
     """Pump bytes both ways until either side ends. Called after `websocket.accept`.
-    `write_frame` is the server's direct frame writer, if its scope offered one."""
+    `write_frame` is the server's direct frame writer and `attach` its direct message
+    reader, if its scope offered them."""
 
     async def pump_in() -> bool:
         """Returns True when the socket was lost without a close frame."""
@@ -146,7 +175,14 @@ async def run_websocket(
             if outbound.sink == writer.flush:  # not a newer socket's (stateful resume)
                 outbound.sink = None
 
-    reader = asyncio.ensure_future(pump_in())
+    inbound = connection.inbound
+    resume = None
+    reader: asyncio.Future[bool]
+    if attach is not None:
+        reader = asyncio.get_running_loop().create_future()
+        resume = inbound.on_room = attach(SocketMessages(inbound, reader))
+    else:
+        reader = asyncio.ensure_future(pump_in())
     writer = asyncio.ensure_future(pump_out())
     lifecycle = connection.lifecycle
     holder = None
@@ -194,6 +230,10 @@ async def run_websocket(
             with contextlib.suppress(BaseException):
                 suspend = reader.result() and lifecycle.resumable
     finally:
+        if attach is not None:
+            attach(None)  # a later message must not reach a newer socket's channel
+            if inbound.on_room is resume:
+                inbound.on_room = None
         for task in tasks:
             task.remove_done_callback(ended)
             if not task.done():
