@@ -1,5 +1,6 @@
 """`READ_FRAMES_EXTENSION` on the WebSocket protocol class `hero serve` runs: once a sink is
-attached, messages reach it as bytes (text already checked as UTF-8) with their kind; after
+attached, messages reach it as bytes (text already checked as UTF-8) with their kind, however
+the frames are cut across reads; after
 `attach(None)` they come through ASGI `receive` again; the end of the socket reaches the
 sink once, with the close code, or 1005/1006 when the connection was dropped."""
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import uvicorn
 from websockets.asyncio.client import connect
+from websockets.frames import Frame, Opcode
 
 from hero.platform.http_server import HttpLimits, server_config
 from hero.realtime import READ_FRAMES_EXTENSION
@@ -131,3 +133,44 @@ async def test_a_dropped_connection_ends_the_sink_without_a_close_code() -> None
         client.transport.abort()  # no close frame
         assert await asyncio.wait_for(sink.code, TIMEOUT) in (1005, 1006)
         done.set_result(None)
+
+
+def masked(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
+    return Frame(opcode, data, fin=fin).serialize(mask=True, extensions=[])
+
+
+async def test_frames_cut_anywhere_and_mixed_with_control_frames_arrive_in_order() -> None:
+    """hero reads whole frames itself and hands anything else to `websockets`; the frame
+    boundaries hold however the bytes are cut across reads."""
+    stream = b"".join(
+        [
+            masked(Opcode.TEXT, b"a" * 5),
+            masked(Opcode.BINARY, b"\x01" * 300),  # 16-bit length
+            masked(Opcode.PING, b"p"),
+            masked(Opcode.TEXT, b"frag-", fin=False),
+            masked(Opcode.PING, b"q"),  # a control frame between fragments
+            masked(Opcode.CONT, b"ment"),
+            masked(Opcode.TEXT, b"\xc3\xa9" * 40_000),  # 64-bit length
+            masked(Opcode.TEXT, b"z"),
+        ]
+    )
+    expected = [
+        (b"a" * 5, False),
+        (b"\x01" * 300, True),
+        (b"frag-ment", False),
+        (b"\xc3\xa9" * 40_000, False),
+        (b"z", False),
+    ]
+    app = App()
+    async with serving(app) as url:
+        for cut in (1, 2, 3, 7, 13, 301, 4096, len(stream)):
+            async with connect(url) as client:
+                attach, _, (_, done) = await asyncio.wait_for(app.sockets.get(), TIMEOUT)
+                sink = Recorder()
+                attach(sink)
+                for start in range(0, len(stream), cut):
+                    client.transport.write(stream[start : start + cut])
+                    await asyncio.sleep(0)  # let the server read what is there
+                got = [await asyncio.wait_for(sink.messages.get(), TIMEOUT) for _ in expected]
+                assert got == expected, f"cut every {cut} bytes"
+                done.set_result(None)

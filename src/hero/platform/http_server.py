@@ -34,6 +34,11 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.http11 import Request
 from websockets.protocol import State
 
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - websockets built without its C extension
+    from websockets.utils import apply_mask
+
 from hero.realtime import READ_FRAMES_EXTENSION, WRITE_FRAME_EXTENSION, FrameSink
 
 logger = logging.getLogger("hero.platform.http")
@@ -311,9 +316,82 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     hub attaches its sink, each message goes to it as bytes from `data_received`, and the
     socket stops reading only while the sink is full, instead of after every message."""
 
+    _owed = 0
+    """Bytes at the start of the next read that belong to a frame `websockets` has begun."""
+    _head = b""
+    """A frame header cut off at the end of the last read (see `data_received`)."""
+    _head_fed = False
+    """Whether `_head` was given to `websockets` with that read."""
+    _websockets_only = False
+    """Set when hero cannot know where `websockets`' parser stands: it reads everything."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = _Inbox()  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        """Once the socket is open, a read made only of complete, final, masked text or
+        binary frames within the message limit (the usual case) is unmasked and delivered
+        here. Any other read (a control frame, a fragment, anything malformed or
+        oversized, a frame cut across reads) goes to `websockets` whole, as uvicorn does;
+        hero keeps track of the frame boundaries so that it knows when `websockets`'
+        parser is at one again."""
+        conn = self.conn
+        if self._websockets_only or conn.state is not State.OPEN:
+            if conn.state is State.CONNECTING and self.handshake_initiated:
+                # Frames before the 101 (RFC 6455 §4.1 forbids them): uvicorn hands over
+                # the request alone, so `websockets` may now stop anywhere in a frame.
+                self._websockets_only = True
+            head = b"" if self._head_fed else self._head
+            self._head, self._owed = b"", 0
+            super().data_received(head + data if head else data)
+            return
+        owed = self._owed
+        if owed >= len(data):
+            self._owed = owed - len(data)
+            super().data_received(data)
+            return
+        head, head_fed = self._head, self._head_fed
+        scanned = head + data if head else data
+        found: list[tuple[bytes, bool]] | None = [] if not (owed or head_fed) else None
+        limit = conn.max_message_size
+        pos, end = owed, len(scanned)
+        self._owed, self._head, self._head_fed = 0, b"", False
+        while pos < end:
+            first, length, start = _frame_start(scanned, pos)
+            if start < 0:  # the header is cut off: finished by the next read
+                self._head = scanned[pos:]
+                break
+            masked = scanned[pos + 1] & 0x80
+            frame_end = start + (4 if masked else 0) + length
+            if frame_end > end:
+                self._owed = frame_end - end
+                found = None
+                break
+            if found is not None:
+                if (
+                    first in (0x81, 0x82)  # FIN, no RSV bits, text or binary
+                    and masked
+                    and (limit is None or length <= limit)
+                    and conn.current_size is None  # no fragmented message open
+                    and not conn.extensions
+                ):
+                    mask = scanned[start : start + 4]
+                    found.append((apply_mask(scanned[start + 4 : frame_end], mask), first == 0x82))
+                else:
+                    found = None
+            pos = frame_end
+        if found is None:
+            if self._head:
+                self._head_fed = True
+            super().data_received(head + data if head and not head_fed else data)
+            return
+        for payload, binary in found:
+            if self.transport.is_closing():
+                return
+            self.curr_msg_data_type = "bytes" if binary else "text"
+            self.frames = [payload]
+            self.send_receive_event_to_app()
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -392,6 +470,25 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         else:
             self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
         self._pause()  # uvicorn's rule: one event at a time; ASGI `receive` resumes
+
+
+def _frame_start(data: bytes, pos: int) -> tuple[int, int, int]:
+    """The first header byte, the payload length and where the masking key (or the
+    payload) starts, for the frame at `pos`; a start of -1 when the header is incomplete
+    (RFC 6455 §5.2: 7, 7+16 or 7+64 bits of length)."""
+    available = len(data) - pos
+    if available < 2:
+        return 0, 0, -1
+    length = data[pos + 1] & 0x7F
+    if length == 126:
+        if available < 4:
+            return 0, 0, -1
+        return data[pos], int.from_bytes(data[pos + 2 : pos + 4]), pos + 4
+    if length == 127:
+        if available < 10:
+            return 0, 0, -1
+        return data[pos], int.from_bytes(data[pos + 2 : pos + 10]), pos + 10
+    return data[pos], length, pos + 2
 
 
 def _frame_header(length: int, binary: bool) -> bytes:
