@@ -423,7 +423,11 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     def start_keepalive(self) -> None:
         """Called once the 101 response is written: uvicorn no longer needs the upgrade
         request and response (about 3.5 KiB of headers), so the socket does not keep them
-        for its whole life."""
+        for its whole life. `websockets`' parser still holds the request in a local for as
+        long as it runs, so its headers are emptied in place too (the scope has a copy)."""
+        request = self.request
+        if request is not None:
+            request.headers.clear()
         self.request = self.response = None  # type: ignore[assignment]
         super().start_keepalive()
 

@@ -130,6 +130,7 @@ class HubConnection:
         "last_received",
         "messages_sent",
         "ping_received",
+        "read_cancelled",
         "reader",
         "replay",
         "slots",
@@ -160,6 +161,9 @@ class HubConnection:
         """Ephemeral messages not queued because the client was behind (a metric)."""
         self.replay: ReplayBuffer | None = None
         self.reader: asyncio.Task[None] | None = None
+        """The task running the read loop, while it runs (`abort` cancels it)."""
+        self.read_cancelled = False
+        """`abort` has cancelled the read loop (the handler takes that request back)."""
 
     @property
     def items(self) -> dict[str, Any]:
@@ -257,7 +261,8 @@ class HubConnection:
             self.close_reason = reason or CloseReason(CloseMessage())
         self.closing.set()
         reader = self.reader
-        if reader is not None and reader is not asyncio.current_task():
+        if reader is not None and reader is not asyncio.current_task() and not self.read_cancelled:
+            self.read_cancelled = True
             reader.cancel()  # the read loop may be waiting (for data, or for a slot)
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[None]:

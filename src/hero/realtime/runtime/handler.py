@@ -187,24 +187,27 @@ class HubConnectionHandler:
         transport.outbound.write(encode_handshake_error(text))
 
     async def _serve(self, connection: HubConnection, rest: bytes) -> None:
-        """Run the read loop until the client leaves or `abort` cancels it."""
-        reader = asyncio.ensure_future(self._read_loop(connection, rest))
-        connection.reader = reader
+        """Run the read loop until the client leaves or `abort` cancels it.
+
+        The loop runs in the connection's own task (a task less per connection): `abort`
+        cancels the task only while it reads, and that cancellation ends the loop here;
+        one from anywhere else (the server stopping) still propagates."""
+        task = asyncio.current_task()
+        assert task is not None
+        connection.reader = task
         self._live[connection.connection_id] = connection
         self._ensure_heartbeat()
         try:
-            await reader
+            await self._read_loop(connection, rest)
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # this connection's own task is being cancelled
-            # otherwise abort() stopped the read loop: the connection is closing
+            if not connection.read_cancelled or task.cancelling() > 1:
+                raise  # not (only) abort's: the task itself is being cancelled
         finally:
-            self._live.pop(connection.connection_id, None)
             connection.reader = None
-            if not reader.done():
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)
+            if connection.read_cancelled:
+                connection.read_cancelled = False
+                task.uncancel()  # abort's request is spent, wherever the loop ended
+            self._live.pop(connection.connection_id, None)
 
     async def _read_loop(self, connection: HubConnection, data: bytes) -> None:
         """Parse and dispatch what the client sends until it leaves or the connection closes.

@@ -110,8 +110,8 @@ class OutboundBuffer:
         self.last_write = time.monotonic()
         """When queued data was last released to the transport (time.monotonic())."""
         self.sink: Callable[[], None] | None = None
-        """Called (instead of waking readers) when queued data is released: a transport
-        that can send without awaiting does so right there."""
+        """Called (instead of waking readers) when queued data is released, and when the
+        buffer closes: a transport that can send without awaiting does so right there."""
 
     @property
     def size(self) -> int:
@@ -169,9 +169,14 @@ class OutboundBuffer:
             self._ready.wake()
 
     def close(self) -> None:
-        """No more writes; what is queued is still delivered, then readers get None."""
+        """No more writes; what is queued is still delivered, then readers get None. The
+        `sink` hears of it too."""
+        if self._closed:
+            return
         self._closed = True
         self._ready.wake()
+        if self.sink is not None:
+            self.sink()
 
     def wake(self) -> None:
         """Wake whoever waits in `wait` or `read` (a transport's sink handing work back)."""

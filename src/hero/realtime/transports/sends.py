@@ -53,8 +53,3 @@ async def finish(coro: Steps, awaited: Any) -> None:
         return
     finally:
         coro.close()
-
-
-async def raise_later(exc: BaseException) -> None:
-    """A failed send, replayed in the writer task so that it ends as it would have."""
-    raise exc

@@ -15,7 +15,7 @@ from typing import Any
 from hero.realtime.protocol import TransferFormat
 from hero.realtime.transports.asgi import AttachSink, Receive, Send, WriteFrame
 from hero.realtime.transports.pipe import Connection, InboundChannel
-from hero.realtime.transports.sends import Blocked, finish, first_step, raise_later
+from hero.realtime.transports.sends import Blocked, finish, first_step
 
 NORMAL_CLOSURE = 1000
 INTERNAL_ERROR = 1011
@@ -29,26 +29,35 @@ MAX_FRAME_BYTES = 65_536
 
 
 class FrameWriter:
-    """Sends a WebSocket connection's queued data as frames.
+    """Sends a WebSocket connection's queued data as frames, with a task only while a
+    send has to wait.
 
-    `flush` is the outbound buffer's sink: called when queued data is released, it sends
-    right there (no task switch) while the connection's writer task is idle and the ASGI
-    send completes without waiting, which is the normal case. A send that has to wait (the
-    peer is slow) or fails is handed to the writer task (`take_blocked`), which finishes it
-    under the send timeout; data that arrives while the writer task is busy waits for it,
-    so frames leave in order.
+    `flush` is the outbound buffer's sink: called when queued data is released or the
+    buffer closes, it sends right there (no task switch), which is the normal case: the
+    server's direct frame writer, or an ASGI send that completes without waiting. A send
+    that has to wait (the peer is slow) is finished by a drain task under the send timeout;
+    data released meanwhile stays queued for that task, so frames leave in order, and the
+    task ends once the buffer is empty again. `done` resolves with the close code to send
+    (1000 once the buffer closed and drained, 1011 for a stalled peer) or the exception a
+    send raised.
     """
 
-    __slots__ = ("_blocked", "_connection", "_send", "_write_frame", "idle")
+    __slots__ = ("_connection", "_send", "_send_timeout", "_task", "_write_frame", "done")
 
     def __init__(
-        self, connection: Connection, send: Send, write_frame: WriteFrame | None = None
+        self,
+        connection: Connection,
+        send: Send,
+        write_frame: WriteFrame | None = None,
+        *,
+        send_timeout: float,
     ) -> None:
         self._connection = connection
         self._send = send
         self._write_frame = write_frame
-        self._blocked: Blocked | None = None
-        self.idle = False
+        self._send_timeout = send_timeout
+        self._task: asyncio.Task[None] | None = None
+        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def frame(self, data: bytes) -> dict[str, Any]:
         if self._connection.transfer_format is TransferFormat.BINARY:
@@ -65,24 +74,63 @@ class FrameWriter:
             return None
         return first_step(self._send(self.frame(data)))
 
-    def take_blocked(self) -> Blocked | None:
-        blocked, self._blocked = self._blocked, None
-        return blocked
+    def attach(self) -> None:
+        """Become the outbound buffer's sink and send what is already queued."""
+        self._connection.outbound.sink = self.flush
+        self.flush()
+
+    def stop(self) -> None:
+        """The socket is done with: no more sends from here."""
+        outbound = self._connection.outbound
+        if outbound.sink == self.flush:  # not a newer socket's (stateful resume)
+            outbound.sink = None
+        if self._task is not None:
+            self._task.cancel()
+        if not self.done.done():
+            self.done.cancel()
 
     def flush(self) -> None:
+        if self._task is not None or self.done.done():
+            return  # the drain task takes what was released once its send is through
         outbound = self._connection.outbound
-        if not self.idle or self._blocked is not None:
-            outbound.wake()
-            return
         while outbound.has_data:
             try:
                 blocked = self.start(outbound.take(MAX_FRAME_BYTES))
-            except Exception as exc:  # the writer task raises it, as its own send would
-                blocked = (raise_later(exc).__await__(), None)
-            if blocked is not None:
-                self._blocked = blocked
-                outbound.wake()
+            except Exception as exc:
+                self.done.set_exception(exc)
                 return
+            if blocked is not None:
+                self._task = asyncio.ensure_future(self._drain(blocked))
+                return
+        if outbound.closed:
+            self.done.set_result(NORMAL_CLOSURE)
+
+    async def _drain(self, blocked: Blocked | None) -> None:
+        outbound = self._connection.outbound
+        try:
+            while blocked is not None:
+                try:
+                    async with asyncio.timeout(self._send_timeout):
+                        await finish(*blocked)
+                except TimeoutError:
+                    self._connection.stalled()
+                    self._settle(INTERNAL_ERROR)
+                    return
+                blocked = None
+                if outbound.has_data:
+                    blocked = self.start(outbound.take(MAX_FRAME_BYTES))
+        except Exception as exc:
+            if not self.done.done():
+                self.done.set_exception(exc)
+            return
+        finally:
+            self._task = None
+        if outbound.has_data or outbound.closed:
+            self.flush()  # what came in with the last send (in this task no longer)
+
+    def _settle(self, code: int) -> None:
+        if not self.done.done():
+            self.done.set_result(code)
 
 
 def _resolve(first: asyncio.Future[None], _: object) -> None:
@@ -145,36 +193,6 @@ async def run_websocket(
             elif kind == "websocket.disconnect":
                 return message.get("code") in LOST_WITHOUT_CLOSE
 
-    async def pump_out() -> int:
-        writer = FrameWriter(connection, send, write_frame)
-        outbound = connection.outbound
-        outbound.sink = writer.flush
-        try:
-            while True:
-                blocked = writer.take_blocked()
-                if blocked is None and outbound.has_data:
-                    blocked = writer.start(outbound.take(MAX_FRAME_BYTES))
-                if blocked is not None:
-                    try:
-                        async with asyncio.timeout(send_timeout):
-                            await finish(*blocked)
-                    except TimeoutError:
-                        connection.stalled()
-                        return INTERNAL_ERROR
-                elif outbound.has_data:
-                    continue
-                elif outbound.closed:
-                    return NORMAL_CLOSURE
-                else:
-                    writer.idle = True
-                    try:
-                        await outbound.wait()
-                    finally:
-                        writer.idle = False
-        finally:
-            if outbound.sink == writer.flush:  # not a newer socket's (stateful resume)
-                outbound.sink = None
-
     inbound = connection.inbound
     resume = None
     reader: asyncio.Future[bool]
@@ -183,7 +201,9 @@ async def run_websocket(
         resume = inbound.on_room = attach(SocketMessages(inbound, reader))
     else:
         reader = asyncio.ensure_future(pump_in())
-    writer = asyncio.ensure_future(pump_out())
+    frames = FrameWriter(connection, send, write_frame, send_timeout=send_timeout)
+    writer = frames.done
+    frames.attach()
     lifecycle = connection.lifecycle
     holder = None
     replaced = None
@@ -230,6 +250,7 @@ async def run_websocket(
             with contextlib.suppress(BaseException):
                 suspend = reader.result() and lifecycle.resumable
     finally:
+        frames.stop()
         if attach is not None:
             attach(None)  # a later message must not reach a newer socket's channel
             if inbound.on_room is resume:
