@@ -4,8 +4,8 @@
 
 Starts a child process that serves one `HubServer` under uvicorn with hero's
 `server_config` (uvloop when installed, uvicorn's websockets-sansio protocol, as `hero
-serve` runs). Its hub puts every connection in two groups on connect. The child starts
-tracemalloc (`--frames` deep) and takes a baseline snapshot after one warm-up connection.
+serve` runs). Its hub puts every connection in three groups on connect (`user:`, `tenant:`,
+one of 100 `channel:`s). The child starts tracemalloc (`--frames` deep) and takes a baseline snapshot after one warm-up connection.
 This process then opens `--connections` WebSocket connections (without negotiate), sends
 the JSON handshake to each and waits for its answer. The child then takes a second
 snapshot. It prints the heap growth per connection grouped by the owning source file
@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,10 @@ def serve(frames: int, trace: bool, compression: bool) -> None:
             connection_id = self.context.connection_id
             await self.groups.add(connection_id, f"user:{connection_id}")
             await self.groups.add(connection_id, "tenant:bench")
+            # and one of 100 channels, as a chat member would be (the three groups)
+            await self.groups.add(
+                connection_id, f"channel:{zlib.crc32(connection_id.encode()) % 100}"
+            )
 
     hub = HubServer(IdleHub)
     state: dict[str, Any] = {}

@@ -39,7 +39,12 @@ try:
 except ImportError:  # pragma: no cover - websockets built without its C extension
     from websockets.utils import apply_mask
 
-from hero.realtime import READ_FRAMES_EXTENSION, WRITE_FRAME_EXTENSION, FrameSink
+from hero.realtime import (
+    DETACH_EXTENSION,
+    READ_FRAMES_EXTENSION,
+    WRITE_FRAME_EXTENSION,
+    FrameSink,
+)
 
 logger = logging.getLogger("hero.platform.http")
 
@@ -305,6 +310,54 @@ class _Inbox:
         return room
 
 
+class _Gate:
+    """The part of `asyncio.Event` uvicorn's WebSocket protocol uses for `writable` (`set`,
+    `clear`, `is_set`, `wait`), starting set, without the event's deque of waiters and
+    `__dict__`: about 0.8 KiB less per open socket. Waiters are rare (a paused transport)."""
+
+    __slots__ = ("_open", "_waiters")
+
+    def __init__(self) -> None:
+        self._open = True
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._open
+
+    def set(self) -> None:
+        self._open = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._open = False
+
+    async def wait(self) -> None:
+        if self._open:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
+class _NoTimer:
+    """A close timer that is not running (see `GuardedWebSocketProtocol.detach`)."""
+
+    def cancel(self) -> None:
+        pass
+
+
+_NO_TIMER = _NoTimer()
+
+
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets (sans-I/O) protocol; a text message that is not UTF-8 ends the
     socket with 1007 (RFC 6455 §8.1) and an INFO line instead of an ERROR traceback.
@@ -322,12 +375,15 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     """A frame header cut off at the end of the last read (see `data_received`)."""
     _head_fed = False
     """Whether `_head` was given to `websockets` with that read."""
+    _detached = False
+    """The application detached the socket (`DETACH_EXTENSION`)."""
     _websockets_only = False
     """Set when hero cannot know where `websockets`' parser stands: it reads everything."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Gate()  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         """Once the socket is open, a read made only of complete, final, masked text or
@@ -398,6 +454,21 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         extensions: dict[str, Any] = self.scope["extensions"]
         extensions[WRITE_FRAME_EXTENSION] = {"write": self.write_frame}
         extensions[READ_FRAMES_EXTENSION] = {"attach": self.attach}
+        extensions[DETACH_EXTENSION] = {"detach": self.detach, "send": self.send}
+
+    def detach(self) -> None:
+        """`DETACH_EXTENSION`: the socket outlives the application. uvicorn closes the
+        transport when the application returns unless a close timer runs; a placeholder
+        stands in for one until a close is sent (which sets the real timer)."""
+        self._detached = True
+        if self.close_timer is None:
+            self.close_timer = _NO_TIMER  # type: ignore[assignment]
+
+    def on_task_complete(self, task: asyncio.Task[None]) -> None:
+        super().on_task_complete(task)
+        if self._detached:
+            # The application has returned: nothing reads the scope (headers and all) now.
+            self.scope = None  # type: ignore[assignment]
 
     def attach(self, sink: FrameSink | None) -> Callable[[], None]:
         """`READ_FRAMES_EXTENSION`: messages go to `sink` from now on (None: back to the

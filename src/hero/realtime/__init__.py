@@ -48,6 +48,7 @@ from hero.realtime.runtime import (
 )
 from hero.realtime.transports import TransportKind
 from hero.realtime.transports.asgi import (
+    DETACH_EXTENSION,
     READ_FRAMES_EXTENSION,
     WRITE_FRAME_EXTENSION,
     FrameSink,
@@ -55,6 +56,7 @@ from hero.realtime.transports.asgi import (
 )
 
 __all__ = [
+    "DETACH_EXTENSION",
     "READ_FRAMES_EXTENSION",
     "WRITE_FRAME_EXTENSION",
     "Audience",

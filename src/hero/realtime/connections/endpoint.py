@@ -9,8 +9,10 @@ the status codes of docs/protocol.md §3.1, and hands each logical connection to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -41,10 +43,14 @@ from hero.realtime.transports.asgi import (
     header,
     reject_websocket,
     respond,
+    socket_detacher,
 )
+from hero.realtime.transports.lifecycle import Lifecycle
 from hero.realtime.transports.long_polling import run_poll
 from hero.realtime.transports.server_sent_events import run_server_sent_events
-from hero.realtime.transports.websockets import run_websocket
+from hero.realtime.transports.websockets import CLOSE_TIMEOUT, run_websocket
+
+logger = logging.getLogger(__name__)
 
 Authenticator = Callable[[Scope], Awaitable[Identity | None]]
 """Returns the caller's identity, or None when the request is not authenticated."""
@@ -120,6 +126,8 @@ class ConnectionEndpoint:
         relay: Relay | None = None,
     ) -> None:
         self.options = options or EndpointOptions()
+        self._detached: set[asyncio.Task[None]] = set()
+        """The pumps of sockets that outlived their ASGI call (`DETACH_EXTENSION`)."""
         self._authenticate = authenticate
         self._origin_allowed = origin_allowed
         self.relay = relay
@@ -142,6 +150,12 @@ class ConnectionEndpoint:
 
     async def aclose(self) -> None:
         await self.connections.aclose()
+        detached = list(self._detached)
+        if detached:  # their close frames are bounded by CLOSE_TIMEOUT
+            _, pending = await asyncio.wait(detached, timeout=CLOSE_TIMEOUT + 1)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*detached, return_exceptions=True)
         if self.relay is not None:
             await self.relay.stop()
 
@@ -389,6 +403,7 @@ class ConnectionEndpoint:
         counted this request in the connection's lifecycle; it is released here."""
         lifecycle = connection.lifecycle
         took_over = False
+        handed_off = False
         try:
             message = await receive()
             if message["type"] != "websocket.connect":  # pragma: no cover - ASGI guarantees it
@@ -399,17 +414,42 @@ class ConnectionEndpoint:
                 took_over = True
             elif not self.connections.start(connection, TransportKind.WEBSOCKETS):
                 return  # another transport started it, or it ended, while this one was accepted
-            await run_websocket(
+            attach = frame_reader(scope)
+            detacher = socket_detacher(scope) if attach is not None else None
+            pump = run_websocket(
                 connection,
                 receive,
-                send,
+                send if detacher is None else detacher.send,
                 send_timeout=self.options.transport_send_timeout,
                 write_frame=frame_writer(scope),
-                attach=frame_reader(scope),
+                attach=attach,
             )
+            if detacher is None:
+                await pump
+                return
+            # The socket outlives this request: the pump runs in a task of its own and the
+            # ASGI call returns, so an idle connection holds no request task, middleware
+            # frames or scope.
+            task = asyncio.get_running_loop().create_task(self._run_detached(pump, lifecycle))
+            self._detached.add(task)
+            task.add_done_callback(self._detached.discard)
+            detacher.detach()
+            handed_off = True
         finally:
             if resume and not took_over:
                 lifecycle.resume_failed()
+            if not handed_off:
+                lifecycle.request_ended()
+
+    @staticmethod
+    async def _run_detached(pump: Coroutine[Any, Any, None], lifecycle: Lifecycle) -> None:
+        try:
+            await pump
+        except OSError as exc:  # a send to a socket that is gone (uvicorn: ClientDisconnected)
+            logger.debug("WebSocket send failed: %r", exc)
+        except Exception:
+            logger.exception("WebSocket pump failed")
+        finally:
             lifecycle.request_ended()
 
     async def _resume_websocket(

@@ -216,7 +216,7 @@ class HubConnectionHandler:
         messages, so it is parsed `READ_SLICE` bytes at a time and the loop yields to the
         event loop after every `MESSAGES_PER_TURN` messages."""
         framer = connection.protocol.new_framer(self._options.maximum_receive_message_size)
-        transport = connection.transport
+        inbound = connection.transport.inbound  # not via Connection.receive: a coroutine less
         budget = MESSAGES_PER_TURN
         while True:
             for start in range(0, len(data), READ_SLICE):
@@ -233,7 +233,7 @@ class HubConnectionHandler:
                         await asyncio.sleep(0)
                         if connection.closing.is_set():
                             return
-            next_data = await transport.receive()
+            next_data = await inbound.receive()
             if next_data is None:
                 connection.abort(CloseReason(None, None))
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 Scope = MutableMapping[str, Any]
@@ -52,6 +53,33 @@ handed over first); `resume()` lets it read again after `message` returned False
 the ASGI event dict, the text decode and encode, and the task a receive loop needs."""
 Resume = Callable[[], None]
 AttachSink = Callable[[FrameSink | None], Resume]
+
+
+DETACH_EXTENSION = "hero.websocket.detach"
+"""An ASGI scope extension a server that offers `READ_FRAMES_EXTENSION` may offer too:
+`{"detach": detach, "send": send}`. After `websocket.accept`, an application that calls
+`detach()` may return while the socket stays open: the server's task for the request (and
+with it every middleware's frame and the scope) ends, the socket lives on with its
+attached `FrameSink` and direct frame writer, and it closes when `send` (the server's own,
+past any middleware) sends `websocket.close`, or when the peer leaves. An idle connection
+then holds no request task at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detach:
+    """What `DETACH_EXTENSION` offers: the call that keeps the socket past the application,
+    and the server's own ASGI send for the socket."""
+
+    detach: Callable[[], None]
+    send: Send
+
+
+def socket_detacher(scope: Scope) -> Detach | None:
+    """The server's detach offer for this WebSocket scope, if it makes one."""
+    offered = scope.get("extensions", {}).get(DETACH_EXTENSION)
+    if not isinstance(offered, dict):
+        return None
+    return Detach(offered["detach"], offered["send"])
 
 
 def frame_reader(scope: Scope) -> AttachSink | None:

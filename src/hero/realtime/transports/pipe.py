@@ -57,6 +57,14 @@ class _Wakeup:
             waiters.set_result(None)
 
     async def wait(self) -> None:
+        future = self.add_waiter()
+        try:
+            await future
+        finally:
+            self.forget(future)
+
+    def add_waiter(self) -> asyncio.Future[None]:
+        """A future the next `wake` resolves (the caller awaits it, then `forget`s it)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters = self._waiters
         if waiters is None:
@@ -65,12 +73,9 @@ class _Wakeup:
             waiters.append(future)
         else:
             self._waiters = [waiters, future]
-        try:
-            await future
-        finally:
-            self._forget(future)
+        return future
 
-    def _forget(self, future: asyncio.Future[None]) -> None:
+    def forget(self, future: asyncio.Future[None]) -> None:
         waiters = self._waiters
         if waiters is future:
             self._waiters = None
@@ -282,7 +287,13 @@ class InboundChannel:
         while not self._chunks:
             if self._eof:
                 return None
-            await self._readable.wait()
+            # Not `_readable.wait()`: one coroutine less held by every idle connection.
+            readable = self._readable
+            waiter = readable.add_waiter()
+            try:
+                await waiter
+            finally:
+                readable.forget(waiter)
         data = self._chunks.pop(0)
         self._size -= len(data)
         if self._size < self._limit:

@@ -165,6 +165,23 @@ class SocketMessages:
             self.done.set_result(lost)
 
 
+async def _pump_in(connection: Connection, receive: Receive) -> bool:
+    """Move ASGI receive events into the connection's inbound channel (when the server
+    offers no direct reader). Returns True when the socket was lost without a close frame."""
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            data = message.get("bytes")
+            if data is None:
+                text = message.get("text")
+                data = text.encode("utf-8") if text is not None else b""
+            if not await connection.inbound.feed(data):
+                return False
+        elif kind == "websocket.disconnect":
+            return message.get("code") in LOST_WITHOUT_CLOSE
+
+
 async def run_websocket(
     connection: Connection,
     receive: Receive,
@@ -178,21 +195,6 @@ async def run_websocket(
     `write_frame` is the server's direct frame writer and `attach` its direct message
     reader, if its scope offered them."""
 
-    async def pump_in() -> bool:
-        """Returns True when the socket was lost without a close frame."""
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "websocket.receive":
-                data = message.get("bytes")
-                if data is None:
-                    text = message.get("text")
-                    data = text.encode("utf-8") if text is not None else b""
-                if not await connection.inbound.feed(data):
-                    return False
-            elif kind == "websocket.disconnect":
-                return message.get("code") in LOST_WITHOUT_CLOSE
-
     inbound = connection.inbound
     resume = None
     reader: asyncio.Future[bool]
@@ -200,7 +202,7 @@ async def run_websocket(
         reader = asyncio.get_running_loop().create_future()
         resume = inbound.on_room = attach(SocketMessages(inbound, reader))
     else:
-        reader = asyncio.ensure_future(pump_in())
+        reader = asyncio.ensure_future(_pump_in(connection, receive))
     frames = FrameWriter(connection, send, write_frame, send_timeout=send_timeout)
     writer = frames.done
     frames.attach()
