@@ -2,19 +2,20 @@
 
     .venv/bin/python bench/idle_memory.py --connections 2000
 
-Starts a child process that serves one `HubServer` under uvicorn with hero's
-`server_config` (uvloop when installed, uvicorn's websockets-sansio protocol, as `hero
-serve` runs). Its hub puts every connection in three groups on connect (`user:`, `tenant:`,
-one of 100 `channel:`s). The child starts tracemalloc (`--frames` deep) and takes a baseline snapshot after one warm-up connection.
-This process then opens `--connections` WebSocket connections (without negotiate), sends
-the JSON handshake to each and waits for its answer. The child then takes a second
-snapshot. It prints the heap growth per connection grouped by the owning source file
-(the innermost frame inside hero, uvicorn, websockets or asyncio) and the top tracebacks,
-counts the asyncio tasks per connection by coroutine and the live objects per connection by
-type (gc), and gives the RSS growth per connection. tracemalloc makes the child slower and
-bigger: its RSS figure is higher than an untraced run, so `--no-trace` measures RSS alone.
-`--offer-deflate` makes the clients offer permessage-deflate, as browsers and Node's `ws`
-do, and `--server-compression` makes the server accept it (`Realtime:WebSocketCompression`).
+Starts a child process that serves one `HubServer` under uvicorn with hero's `server_config`
+(uvloop when installed, uvicorn's websockets-sansio protocol, as `hero serve` runs). Its hub
+puts every connection in three groups on connect (`user:`, `tenant:`, one of 100
+`channel:`s). The child starts tracemalloc (`--frames` deep) and takes a baseline snapshot
+after one warm-up connection. This process then opens `--connections` WebSocket connections
+(without negotiate), sends the JSON handshake to each and waits for its answer. The child
+then takes a second snapshot. It prints the heap growth per connection grouped by the owning
+source file (the innermost frame inside hero, uvicorn, websockets or asyncio) and the top
+tracebacks, counts the asyncio tasks per connection by coroutine and the live objects per
+connection by type (gc), and gives the RSS growth per connection. tracemalloc makes the
+child slower and bigger: its RSS figure is higher than an untraced run, so `--no-trace`
+measures RSS alone. `--offer-deflate` makes the clients offer permessage-deflate, as
+browsers and Node's `ws` do, and `--server-compression` makes the server accept it
+(`Realtime:WebSocketCompression`).
 """
 
 from __future__ import annotations
