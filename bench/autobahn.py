@@ -43,7 +43,9 @@ async def _run(url: str, exclude: list[str], parallelism: int) -> list[kosoku.Ca
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--ws", default="hero", help="hero (as hero serve), or uvicorn's auto, wsproto, ..."
+        "--ws",
+        default="hero",
+        help="hero (as hero serve), hero-direct (the hub's extensions), or uvicorn's auto, ...",
     )
     parser.add_argument("--exclude", action="append", default=[], help="case glob (repeatable)")
     parser.add_argument("--parallelism", type=int, default=2)
