@@ -45,6 +45,7 @@ class App:
     def __init__(self) -> None:
         self.sockets: asyncio.Queue[tuple[Any, Any, Any]] = asyncio.Queue()
         self.started = asyncio.Event()
+        self.scopes: list[dict[str, Any]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -54,6 +55,7 @@ class App:
             await send({"type": "lifespan.shutdown.complete"})
             return
         assert scope["type"] == "websocket"
+        self.scopes.append(scope)
         assert (await receive())["type"] == "websocket.connect"
         await send({"type": "websocket.accept"})
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -84,6 +86,11 @@ async def test_messages_reach_the_sink_then_asgi_receive_after_detaching() -> No
     app = App()
     async with serving(app) as url, connect(url) as client:
         attach, receive, (send, done) = await asyncio.wait_for(app.sockets.get(), TIMEOUT)
+        # The addresses come from the upgraded HTTP connection (handed over, not looked up).
+        scope = app.scopes[0]
+        assert scope["scheme"] == "ws"
+        assert scope["server"] == tuple(client.remote_address)
+        assert scope["client"] == tuple(client.local_address)
         sink = Recorder()
         attach(sink)
         await client.send("caf\u00e9")

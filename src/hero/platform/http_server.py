@@ -108,7 +108,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         self._stop_timers()
-        super().handle_websocket_upgrade()
+        # The WebSocket protocol that takes this transport over would look up both
+        # addresses again (a pseudo-socket and a system call each): it is handed ours.
+        _upgrading.append((self.server, self.client, "wss" if self.scheme == "https" else "ws"))
+        try:
+            super().handle_websocket_upgrade()
+        finally:
+            _upgrading.clear()
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
@@ -250,6 +256,16 @@ def _peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "unknown peer"
 
 
+_upgrading: list[tuple[Any, Any, Any]] = []
+"""The addresses and scheme of the HTTP connection being upgraded, for the WebSocket
+protocol's `connection_made` (one event loop thread: at most one entry, for one call)."""
+
+WEBSOCKET_PROTOCOL_LOGGER = "hero.platform.websocket"
+"""The logger `websockets`' protocol writes to under `hero serve` (uvicorn's would be
+`uvicorn.error`): its "connection open" and "connection closed" INFO lines repeat uvicorn's
+own "[accepted]" line, so `hero.platform.logs` keeps this one at WARNING."""
+
+
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing; `_refusal` says the status."""
 
@@ -384,6 +400,18 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Gate()  # type: ignore[assignment]
+        conn_logger = logging.getLogger(WEBSOCKET_PROTOCOL_LOGGER)
+        self.conn.logger = conn_logger
+        self.conn.debug = conn_logger.isEnabledFor(logging.DEBUG)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not _upgrading:
+            super().connection_made(transport)
+            return
+        # uvicorn's, with the addresses the upgraded HTTP connection already has.
+        self.connections.add(self)
+        self.transport = transport  # type: ignore[assignment]
+        self.server, self.client, self.scheme = _upgrading[0]
 
     def data_received(self, data: bytes) -> None:
         """Once the socket is open, a read made only of complete, final, masked text or

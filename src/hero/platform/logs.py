@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from hero.auth import RedactTokensFilter
+from hero.platform.http_server import WEBSOCKET_PROTOCOL_LOGGER
 
 
 def configure_logging() -> None:
@@ -15,5 +16,7 @@ def configure_logging() -> None:
     redact = RedactTokensFilter()
     for name in ("uvicorn.access", "uvicorn.error", "uvicorn"):
         logging.getLogger(name).addFilter(redact)
+    # `websockets`' per-socket INFO lines repeat uvicorn's "[accepted]" (http_server.py).
+    logging.getLogger(WEBSOCKET_PROTOCOL_LOGGER).setLevel(logging.WARNING)
     # Alembic narrates every migration step at INFO; hero logs the resulting revision itself.
     logging.getLogger("alembic").setLevel(logging.WARNING)
