@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from hero.platform.http_server import HttpLimits, server_config
 from hero.realtime import EndpointOptions, HubOptions, HubRoute, HubServer, HubServerOptions
 from hero.realtime.testing import ConformanceHub
 from tests.conftest import missing_tool
@@ -63,13 +64,12 @@ async def serve_in_process(hub: HubServer, path: str = "/conformance") -> AsyncI
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        lifespan="on",
-        ws_max_size=16 * 1024 * 1024,
-        timeout_graceful_shutdown=max(1, round(3 * UNIT)),
+    # hero's uvicorn configuration (its protocol classes, with the direct read, write and
+    # detach extensions the hub uses), with no hub message limit (a 16 MiB socket bound).
+    config = server_config(
+        app, limits=HttpLimits(), maximum_receive_message_size=None, log_level="warning"
     )
+    config.timeout_graceful_shutdown = max(1, round(3 * UNIT))
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="in-process-uvicorn")
     try:

@@ -482,7 +482,7 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         extensions: dict[str, Any] = self.scope["extensions"]
         extensions[WRITE_FRAME_EXTENSION] = {"write": self.write_frame}
         extensions[READ_FRAMES_EXTENSION] = {"attach": self.attach}
-        extensions[DETACH_EXTENSION] = {"detach": self.detach, "send": self.send}
+        extensions[DETACH_EXTENSION] = {"detach": self.detach, "send": self.send, "end": self.end}
 
     def detach(self) -> None:
         """`DETACH_EXTENSION`: the socket outlives the application. uvicorn closes the
@@ -491,6 +491,15 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         self._detached = True
         if self.close_timer is None:
             self.close_timer = _NO_TIMER  # type: ignore[assignment]
+
+    def end(self) -> None:
+        """`DETACH_EXTENSION`: the detached socket's application is done with it. As when
+        an application returns: close the transport, unless a close frame went out and the
+        close timer waits for the peer's answer."""
+        if cast(object, self.close_timer) is _NO_TIMER:
+            self.close_timer = None
+        if self.close_timer is None and not self.transport.is_closing():
+            self.transport.close()
 
     def on_task_complete(self, task: asyncio.Task[None]) -> None:
         super().on_task_complete(task)

@@ -430,7 +430,9 @@ class ConnectionEndpoint:
             # The socket outlives this request: the pump runs in a task of its own and the
             # ASGI call returns, so an idle connection holds no request task, middleware
             # frames or scope.
-            task = asyncio.get_running_loop().create_task(self._run_detached(pump, lifecycle))
+            task = asyncio.get_running_loop().create_task(
+                self._run_detached(pump, lifecycle, detacher.end)
+            )
             self._detached.add(task)
             task.add_done_callback(self._detached.discard)
             detacher.detach()
@@ -442,7 +444,12 @@ class ConnectionEndpoint:
                 lifecycle.request_ended()
 
     @staticmethod
-    async def _run_detached(pump: Coroutine[Any, Any, None], lifecycle: Lifecycle) -> None:
+    async def _run_detached(
+        pump: Coroutine[Any, Any, None], lifecycle: Lifecycle, end: Callable[[], None]
+    ) -> None:
+        """A detached socket's pump; the socket is ended however the pump ends (a socket
+        superseded by a resume, or whose close frame could not go out, is closed here, as
+        the server closes one whose ASGI call returned)."""
         try:
             await pump
         except OSError as exc:  # a send to a socket that is gone (uvicorn: ClientDisconnected)
@@ -450,6 +457,7 @@ class ConnectionEndpoint:
         except Exception:
             logger.exception("WebSocket pump failed")
         finally:
+            end()
             lifecycle.request_ended()
 
     async def _resume_websocket(

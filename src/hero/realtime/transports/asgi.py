@@ -57,21 +57,24 @@ AttachSink = Callable[[FrameSink | None], Resume]
 
 DETACH_EXTENSION = "hero.websocket.detach"
 """An ASGI scope extension a server that offers `READ_FRAMES_EXTENSION` may offer too:
-`{"detach": detach, "send": send}`. After `websocket.accept`, an application that calls
-`detach()` may return while the socket stays open: the server's task for the request (and
-with it every middleware's frame and the scope) ends, the socket lives on with its
-attached `FrameSink` and direct frame writer, and it closes when `send` (the server's own,
-past any middleware) sends `websocket.close`, or when the peer leaves. An idle connection
-then holds no request task at all."""
+`{"detach": detach, "send": send, "end": end}`. After `websocket.accept`, an application
+that calls `detach()` may return while the socket stays open: the server's task for the
+request (and with it every middleware's frame and the scope) ends, the socket lives on with
+its attached `FrameSink` and direct frame writer, and `send` (the server's own, past any
+middleware) still sends on it. When the application is done with the socket it calls
+`end()`, which does what the server does when an application returns: the transport is
+closed unless a close frame is out and the peer's answer awaited. An idle connection then
+holds no request task at all."""
 
 
 @dataclass(frozen=True, slots=True)
 class Detach:
     """What `DETACH_EXTENSION` offers: the call that keeps the socket past the application,
-    and the server's own ASGI send for the socket."""
+    the server's own ASGI send for the socket, and the call that ends it."""
 
     detach: Callable[[], None]
     send: Send
+    end: Callable[[], None]
 
 
 def socket_detacher(scope: Scope) -> Detach | None:
@@ -79,7 +82,7 @@ def socket_detacher(scope: Scope) -> Detach | None:
     offered = scope.get("extensions", {}).get(DETACH_EXTENSION)
     if not isinstance(offered, dict):
         return None
-    return Detach(offered["detach"], offered["send"])
+    return Detach(offered["detach"], offered["send"], offered["end"])
 
 
 def frame_reader(scope: Scope) -> AttachSink | None:
