@@ -248,11 +248,14 @@ class InboundChannel:
             await self._writable.wait()
         if self._eof:
             return False
+        self._append(data)
+        return True
+
+    def _append(self, data: bytes) -> None:
         if data:
             self._chunks.append(data)
             self._size += len(data)
             self._readable.wake()
-        return True
 
     def push(self, data: bytes) -> bool:
         """Append `data` without waiting (a transport that has already read it); False
@@ -260,10 +263,7 @@ class InboundChannel:
         `on_room` is called. Nothing is kept once the channel has ended."""
         if self._eof:
             return True
-        if data:
-            self._chunks.append(data)
-            self._size += len(data)
-            self._readable.wake()
+        self._append(data)
         if self._size >= self._limit:
             self._full = True
             return False
