@@ -15,6 +15,7 @@ import websockets
 from hero.realtime import EndpointOptions, HubServer, HubServerOptions
 from hero.realtime.testing import ConformanceHub
 from tests.integration.conftest import serve_in_process
+from tests.support.servers import launch
 
 RS = "\x1e"
 
@@ -92,3 +93,33 @@ async def test_a_flood_through_a_small_inbound_channel_keeps_order(unit: float) 
                             seen.append((int(message["invocationId"]), message["result"]))
             await writer
             assert seen == [(n, n + 1) for n in range(count)]
+
+
+async def test_a_graceful_stop_closes_every_detached_socket_and_logs_no_error(
+    unit: float,
+) -> None:
+    """SIGTERM to `hero conformance-server` with idle hub sockets open (each pump detached
+    from its ASGI call): every client gets a close frame, the process exits on its own,
+    and its log has no ERROR, traceback or task destroyed while pending."""
+    with launch(
+        ["-m", "hero", "conformance-server", "--host", "127.0.0.1", "--port", "0"]
+    ) as server:
+        url = "ws" + server.base_url.removeprefix("http") + "/conformance"
+        clients = []
+        for _ in range(20):
+            client = await websockets.connect(url, compression=None, ping_interval=None)
+            await client.send('{"protocol":"json","version":1}' + RS)
+            assert await asyncio.wait_for(client.recv(), 10 * unit) == "{}" + RS
+            clients.append(client)
+        server.process.terminate()
+        for client in clients:
+            await asyncio.wait_for(client.wait_closed(), 15 * unit)
+            assert client.close_code is not None  # a close frame came, not just EOF
+        await asyncio.to_thread(server.process.wait, 15 * unit)
+        log = server.log()
+    bad = [
+        line
+        for line in log.splitlines()
+        if line.startswith(("ERROR", "CRITICAL")) or "Traceback" in line or "destroyed" in line
+    ]
+    assert bad == [], log
