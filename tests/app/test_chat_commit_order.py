@@ -14,11 +14,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hero.modules.chat import service
-from tests.app.chat_room import ALICE, BOB, Cast, Watch, open_cast
+from tests.app.chat_room import ALICE, BOB, Cast, Room, Watch, open_cast
 
 Scene = tuple[Cast, list[Watch]]
 
@@ -36,6 +37,20 @@ def uuid7_at(milliseconds: int) -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+async def post_from_a_clock_behind(
+    room: Room, user: uuid.UUID, path: str, monkeypatch: pytest.MonkeyPatch, **body: Any
+) -> dict[str, Any]:
+    """Post with the message id minted a minute in the past (an instance whose clock is
+    behind)."""
+    behind = uuid7_at(int(time.time() * 1000) - 60_000)
+    monkeypatch.setattr(service, "new_id", lambda: behind)
+    try:
+        posted: dict[str, Any] = await room.json(user, "POST", path, **body)
+    finally:
+        monkeypatch.undo()
+    return posted
+
+
 async def test_a_message_with_an_older_id_is_caught_up_in_commit_order(
     scene: Scene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -45,10 +60,9 @@ async def test_a_message_with_an_older_id_is_caught_up_in_commit_order(
     first = await room.json(ALICE, "POST", path, body="first")
     await room.json(BOB, "POST", f"/channels/{general}/read", messageId=first["id"])
 
-    behind = uuid7_at(int(time.time() * 1000) - 60_000)
-    monkeypatch.setattr(service, "new_id", lambda: behind)
-    second = await room.json(ALICE, "POST", path, body="second, from a clock behind")
-    monkeypatch.undo()
+    second = await post_from_a_clock_behind(
+        room, ALICE, path, monkeypatch, body="second, from a clock behind"
+    )
     assert uuid.UUID(second["id"]) < uuid.UUID(first["id"])  # the premise
 
     caught_up = await room.json(BOB, "GET", f"{path}?after={first['id']}")
@@ -84,10 +98,9 @@ async def test_thread_replies_follow_the_commit_order_too(
     path = f"/channels/{general}/messages"
     root = await room.json(ALICE, "POST", path, body="root")
     one = await room.json(BOB, "POST", path, body="one", parentMessageId=root["id"])
-    behind = uuid7_at(int(time.time() * 1000) - 60_000)
-    monkeypatch.setattr(service, "new_id", lambda: behind)
-    two = await room.json(BOB, "POST", path, body="two", parentMessageId=root["id"])
-    monkeypatch.undo()
+    two = await post_from_a_clock_behind(
+        room, BOB, path, monkeypatch, body="two", parentMessageId=root["id"]
+    )
     replies = f"/messages/{root['id']}/replies"
     assert [m["id"] for m in await room.json(ALICE, "GET", replies)] == [two["id"], one["id"]]
     older = await room.json(ALICE, "GET", f"{replies}?before={two['id']}")

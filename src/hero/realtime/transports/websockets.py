@@ -97,13 +97,13 @@ class FrameWriter:
             try:
                 blocked = self.start(outbound.take(MAX_FRAME_BYTES))
             except Exception as exc:
-                self.done.set_exception(exc)
+                self._settle(exc)
                 return
             if blocked is not None:
                 self._task = asyncio.ensure_future(self._drain(blocked))
                 return
         if outbound.closed:
-            self.done.set_result(NORMAL_CLOSURE)
+            self._settle(NORMAL_CLOSURE)
 
     async def _drain(self, blocked: Blocked | None) -> None:
         outbound = self._connection.outbound
@@ -120,17 +120,21 @@ class FrameWriter:
                 if outbound.has_data:
                     blocked = self.start(outbound.take(MAX_FRAME_BYTES))
         except Exception as exc:
-            if not self.done.done():
-                self.done.set_exception(exc)
+            self._settle(exc)
             return
         finally:
             self._task = None
         if outbound.has_data or outbound.closed:
             self.flush()  # what came in with the last send (in this task no longer)
 
-    def _settle(self, code: int) -> None:
-        if not self.done.done():
-            self.done.set_result(code)
+    def _settle(self, outcome: int | Exception) -> None:
+        """`done` gets the close code to send, or the exception a send raised (once)."""
+        if self.done.done():
+            return
+        if isinstance(outcome, Exception):
+            self.done.set_exception(outcome)
+        else:
+            self.done.set_result(outcome)
 
 
 def _resolve(first: asyncio.Future[None], _: object) -> None:
