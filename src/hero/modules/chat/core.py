@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hero.conventions import Events, channel_group, realtime_user, user_group
 from hero.data import Outbox, UnitOfWork, new_id, utc_now
+from hero.data.batching import BatchedLookup
 from hero.modules.chat.dtos import MAX_BODY, channel_dto, message_dto
 from hero.modules.chat.models import Channel, Member, Message, Reaction
 from hero.modules.contracts import NotificationSink, UserLookup
@@ -96,9 +97,26 @@ def _memberships(column: Any, *where: Any) -> Any:
     )
 
 
-CHANNELS_OF = _memberships(_MEMBERS.c.channel_id)
-"""The channels AppHub joins on connect."""
-IS_MEMBER = _memberships(_MEMBERS.c.user_id, _MEMBERS.c.channel_id == bindparam("channel"))
+def _memberships_of_users(*where: Any) -> Any:
+    """(tenant, user, channel) of the memberships of the users `:users` of the tenants
+    `:tenants` (two lists; the (tenant, user) index serves both) in channels that are not
+    archived; the caller keeps the rows of the pairs it asked about."""
+    return (
+        select(_MEMBERS.c.tenant_id, _MEMBERS.c.user_id, _MEMBERS.c.channel_id)
+        .select_from(_MEMBERS.join(_CHANNELS, _CHANNELS.c.id == _MEMBERS.c.channel_id))
+        .where(
+            _MEMBERS.c.tenant_id.in_(bindparam("tenants", expanding=True)),
+            _MEMBERS.c.user_id.in_(bindparam("users", expanding=True)),
+            _CHANNELS.c.archived_at.is_(None),
+            *where,
+        )
+    )
+
+
+CHANNELS_OF = _memberships_of_users()
+"""The channels AppHub joins on connect, for a batch of connecting users."""
+IS_MEMBER = _memberships_of_users(_MEMBERS.c.channel_id.in_(bindparam("channels", expanding=True)))
+"""Membership checks (Typing, JoinChannel), for a batch of (user, channel) pairs."""
 
 INSERT_MESSAGE = insert(_MESSAGES).values(
     seq=select(func.coalesce(func.max(_MESSAGES.c.seq), 0) + 1)
@@ -108,6 +126,12 @@ INSERT_MESSAGE = insert(_MESSAGES).values(
 """A new message's row, every column given (a Core INSERT: no ORM flush), numbered after the
 channel's last message: the caller holds the channel (STAMP_CHANNEL), so numbers follow the
 commit order. Parameters: the row and `seq_channel`, its channel id again."""
+
+
+_UserKey = tuple[str, uuid.UUID]
+"""(tenant, user)"""
+_MemberKey = tuple[str, uuid.UUID, uuid.UUID]
+"""(tenant, channel, user)"""
 
 
 def slug_of(name: str) -> str:
@@ -151,9 +175,8 @@ async def _take_write_lock(s: AsyncSession, channel_id: uuid.UUID) -> None:
 
 
 class ChatCore:
-    """Hub lookups (`channels_of`, `is_member`) and the helpers of the chat commands."""
-
-    """Channels, membership, messages, reactions, pins, read state and search."""
+    """Hub lookups (`channels_of`, `is_member`) and the helpers of the chat commands
+    (channels, membership, messages, reactions, pins, read state and search)."""
 
     def __init__(
         self,
@@ -164,21 +187,51 @@ class ChatCore:
         self.outbox = outbox
         self.users: UserLookup = users or NoUsers()
         self.notifications: NotificationSink = notifications or NoNotifications()
+        # Hub connects and Typing calls come in bursts: the ones asked at the same time
+        # share one Core read (no session, nothing to commit), one pooled connection.
+        self._channels_of: BatchedLookup[_UserKey, list[uuid.UUID]] = BatchedLookup(
+            self._fetch_channels_of, list
+        )
+        self._is_member: BatchedLookup[_MemberKey, bool] = BatchedLookup(
+            self._fetch_is_member, bool
+        )
 
     # -- hub lookups -------------------------------------------------------------------
 
     async def channels_of(self, tenant_id: str, user_id: uuid.UUID) -> list[uuid.UUID]:
-        """Run on every hub connect: a Core read, no session, no transaction to commit."""
-        async with self.outbox.database.read() as connection:
-            rows = await connection.execute(CHANNELS_OF, {"tenant": tenant_id, "user": user_id})
-            return list(rows.scalars().all())
+        """Run on every hub connect."""
+        return await self._channels_of.get((tenant_id, user_id))
 
     async def is_member(self, tenant_id: str, channel_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        return await self._is_member.get((tenant_id, channel_id, user_id))
+
+    async def _fetch_channels_of(
+        self, keys: Collection[_UserKey]
+    ) -> dict[_UserKey, list[uuid.UUID]]:
+        found: dict[_UserKey, list[uuid.UUID]] = {}
+        asked = set(keys)
+        tenants = list({tenant for tenant, _ in keys})
+        users = list({user for _, user in keys})
         async with self.outbox.database.read() as connection:
-            found = await connection.scalar(
-                IS_MEMBER, {"tenant": tenant_id, "channel": channel_id, "user": user_id}
-            )
-            return found is not None
+            rows = await connection.execute(CHANNELS_OF, {"tenants": tenants, "users": users})
+            for tenant, user, channel in rows:
+                if (tenant, user) in asked:
+                    found.setdefault((tenant, user), []).append(channel)
+        return found
+
+    async def _fetch_is_member(self, keys: Collection[_MemberKey]) -> dict[_MemberKey, bool]:
+        asked = set(keys)
+        tenants = list({tenant for tenant, _, _ in keys})
+        users = list({user for _, _, user in keys})
+        channels = list({channel for _, channel, _ in keys})
+        parameters = {"tenants": tenants, "users": users, "channels": channels}
+        async with self.outbox.database.read() as connection:
+            rows = await connection.execute(IS_MEMBER, parameters)
+            return {
+                (tenant, channel, user): True
+                for tenant, user, channel in rows
+                if (tenant, channel, user) in asked
+            }
 
     # -- helpers -----------------------------------------------------------------------
 
