@@ -111,3 +111,25 @@ async def test_cancelling_the_runner_cancels_every_waiter() -> None:
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         BatchedLookup(Source({}).fetch, lambda: -1, max_batch=0)
+
+
+async def test_pace_spaces_batches_but_not_a_full_one() -> None:
+    source = Source({"a": 1, "b": 2, "c": 3, "d": 4})
+    lookup = BatchedLookup(source.fetch, lambda: -1, max_batch=2, pace=3600)
+    # The first batch after an idle moment starts at once.
+    assert await asyncio.wait_for(lookup.get("a"), 5) == 1
+    # Within the pace, one more key waits...
+    held = asyncio.ensure_future(lookup.get("b"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert source.batches == [["a"]]
+    assert not held.done()
+    # ...until the batch is full: then it goes at once.
+    assert await asyncio.wait_for(lookup.get("c"), 5) == 3
+    assert await held == 2
+    assert source.batches == [["a"], ["b", "c"]]
+
+
+def test_pace_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="pace"):
+        BatchedLookup(Source({}).fetch, lambda: -1, pace=-1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import MetaData, event
+from sqlalchemy import Executable, MetaData, event
 from sqlalchemy import exc as exc_module
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from hero.data.sqlite_reads import Busy, SqliteReads
 
 
 class DatabaseError(Exception):
@@ -48,6 +50,9 @@ def _without_password(text: str, url: str) -> str:
         password = None
     return text.replace(password, "***") if password else text
 
+
+SQLITE_BUSY_TIMEOUT = 15.0
+"""Seconds a SQLite statement waits for another connection's write lock."""
 
 PING_AFTER_IDLE = 1.0
 """Seconds a pooled connection may sit unused before it is pinged at checkout."""
@@ -72,15 +77,18 @@ class Database:
         self.url = parsed
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self.is_postgresql = parsed.get_backend_name() == "postgresql"
-        connect_args: dict[str, object] = {"timeout": 15} if self.is_sqlite else {}
+        connect_args: dict[str, object] = {"timeout": SQLITE_BUSY_TIMEOUT} if self.is_sqlite else {}
         try:
             self.engine: AsyncEngine = create_async_engine(parsed, connect_args=connect_args)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             # ValueError: a query option of the wrong form, such as ?timeout=abc.
             detail = _without_password(str(exc), url)
             raise DatabaseError(f"cannot use {parsed.drivername!r}: {detail}") from None
+        self._reads: SqliteReads | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _configure_sqlite)
+            if SqliteReads.possible(parsed):
+                self._reads = SqliteReads(parsed)
         else:
             _ping_when_idle(self.engine, ping_after_idle)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
@@ -99,6 +107,21 @@ class Database:
         rolled back at the end (nothing was written)."""
         async with self.engine.connect() as connection:
             yield connection
+
+    async def lookup(
+        self, statement: Executable, parameters: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """The rows of one short read (the hub's lookups). On a SQLite file it runs on the
+        spot, on a read-only connection that never waits for a lock
+        (`hero.data.sqlite_reads`); elsewhere, or when that connection would have to
+        wait, on a connection of `read()`."""
+        if self._reads is not None:
+            try:
+                return self._reads.rows(statement, parameters)
+            except Busy:
+                pass
+        async with self.read() as connection:
+            return (await connection.execute(statement, parameters)).all()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -131,6 +154,8 @@ class Database:
             raise DatabaseError(f"{type(exc).__name__}: {exc}", kind=type(exc).__name__) from None
 
     async def aclose(self) -> None:
+        if self._reads is not None:
+            self._reads.close()
         await self.engine.dispose()
 
 

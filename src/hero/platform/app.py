@@ -42,6 +42,7 @@ from hero.modules.notifications import NotificationService, notifications_router
 from hero.modules.users import UserDirectory
 from hero.platform.body_limit import BodyLimitMiddleware
 from hero.platform.demo import demo_routes
+from hero.platform.front_door import PlatformApp, wrapped
 from hero.platform.http_limits import ConnectRateMiddleware, RestRateMiddleware
 from hero.platform.hub import (
     GroupPolicy,
@@ -267,6 +268,7 @@ def create_app(
     )
 
     hub: HubServer | None = None
+    hub_routes: list[HubRoute] = []
     presence: PresenceTracker | None = None
     routes: list[BaseRoute] = []
 
@@ -324,7 +326,8 @@ def create_app(
             )
         )
         if settings.realtime.map:
-            routes += [HubRoute(path, hub) for path in HUB_PATHS]
+            hub_routes = [HubRoute(path, hub) for path in HUB_PATHS]
+            routes += hub_routes
 
     platform = Platform(settings, metrics, cache, database, hub, presence, valkey, outbox, chat)
 
@@ -417,7 +420,8 @@ def create_app(
 
     limiters = rate_limiters(settings)
     metrics.watch_rate_limits(limiters, hub.endpoint if hub is not None else None)
-    middleware = [
+    # What applies to hub requests as well (`PlatformApp` serves those with only these).
+    shared_middleware = [
         Middleware(CredentialedCorsMiddleware, origin_allowed=origin_allowed),
         # inside CORS, so a browser can read the 413 and the 429s
         *(
@@ -425,6 +429,9 @@ def create_app(
             if "negotiate" in limiters
             else []
         ),
+    ]
+    middleware = [
+        *shared_middleware,
         Middleware(
             BodyLimitMiddleware,
             limit=settings.http.max_request_body_size,
@@ -446,7 +453,7 @@ def create_app(
             else []
         ),
     ]
-    app = FastAPI(
+    app = PlatformApp(
         title="hero",
         routes=routes,
         middleware=middleware,
@@ -456,6 +463,8 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
+    if hub is not None and hub_routes:
+        app.serve_hub_first(hub_routes, wrapped(hub, shared_middleware))
     app.include_router(chat_router(chat))
     app.include_router(
         notifications_router(notification_service, hub.context if hub is not None else None)

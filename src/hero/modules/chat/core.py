@@ -128,6 +128,9 @@ channel's last message: the caller holds the channel (STAMP_CHANNEL), so numbers
 commit order. Parameters: the row and `seq_channel`, its channel id again."""
 
 
+LOOKUP_PACE = 0.004
+"""Seconds between the starts of two lookups of one kind under load (`BatchedLookup`)."""
+
 _UserKey = tuple[str, uuid.UUID]
 """(tenant, user)"""
 _MemberKey = tuple[str, uuid.UUID, uuid.UUID]
@@ -190,10 +193,10 @@ class ChatCore:
         # Hub connects and Typing calls come in bursts: the ones asked at the same time
         # share one Core read (no session, nothing to commit), one pooled connection.
         self._channels_of: BatchedLookup[_UserKey, list[uuid.UUID]] = BatchedLookup(
-            self._fetch_channels_of, list
+            self._fetch_channels_of, list, pace=LOOKUP_PACE
         )
         self._is_member: BatchedLookup[_MemberKey, bool] = BatchedLookup(
-            self._fetch_is_member, bool
+            self._fetch_is_member, bool, pace=LOOKUP_PACE
         )
 
     # -- hub lookups -------------------------------------------------------------------
@@ -212,11 +215,10 @@ class ChatCore:
         asked = set(keys)
         tenants = list({tenant for tenant, _ in keys})
         users = list({user for _, user in keys})
-        async with self.outbox.database.read() as connection:
-            rows = await connection.execute(CHANNELS_OF, {"tenants": tenants, "users": users})
-            for tenant, user, channel in rows:
-                if (tenant, user) in asked:
-                    found.setdefault((tenant, user), []).append(channel)
+        rows = await self.outbox.database.lookup(CHANNELS_OF, {"tenants": tenants, "users": users})
+        for tenant, user, channel in rows:
+            if (tenant, user) in asked:
+                found.setdefault((tenant, user), []).append(channel)
         return found
 
     async def _fetch_is_member(self, keys: Collection[_MemberKey]) -> dict[_MemberKey, bool]:
@@ -225,13 +227,12 @@ class ChatCore:
         users = list({user for _, _, user in keys})
         channels = list({channel for _, channel, _ in keys})
         parameters = {"tenants": tenants, "users": users, "channels": channels}
-        async with self.outbox.database.read() as connection:
-            rows = await connection.execute(IS_MEMBER, parameters)
-            return {
-                (tenant, channel, user): True
-                for tenant, user, channel in rows
-                if (tenant, channel, user) in asked
-            }
+        rows = await self.outbox.database.lookup(IS_MEMBER, parameters)
+        return {
+            (tenant, channel, user): True
+            for tenant, user, channel in rows
+            if (tenant, channel, user) in asked
+        }
 
     # -- helpers -----------------------------------------------------------------------
 
