@@ -1,27 +1,40 @@
 """Connections: how fast they are made, and what an idle one costs the server.
 
-    .venv/bin/python bench/connections.py --connections 10000
+    .venv/bin/python bench/connections.py --connections 5000 --users 1000 [--fresh-tokens]
 
 Starts `hero serve` on the embedded defaults (a temporary directory with its own SQLite file,
 a fixed signing key, `RateLimiting:Enabled=false` since every client comes from 127.0.0.1)
 and, after one warm-up connection per user (`--users`), opens `--connections` more hub
 connections, round robin over the users, the way the official client does: `POST
-/realtime/hub/negotiate` with a bearer token (minted here with the server's key; one user per
-connection, so each negotiate validates its own JWT), a WebSocket with `access_token` in the
-query, the JSON handshake. AppHub's `on_connected` puts each connection in its `user:` and
-`tenant:` groups (2 groups per connection; the users belong to no channel), and each user's
-first connection sends `PresenceChanged` to its tenant: `--users-per-tenant` (100) users
-share a tenant, since one tenant of N users costs N²/2 presence deliveries to connect.
+/realtime/hub/negotiate` with a bearer token (minted here with the server's key), a
+WebSocket with `access_token` in the query, the JSON handshake. AppHub's `on_connected`
+puts each connection in its `user:` and `tenant:` groups (the users belong to no channel),
+and each user's first connection sends `PresenceChanged` to its tenant:
+`--users-per-tenant` (100) users share a tenant, since one tenant of N users costs N²/2
+presence deliveries to connect.
 
-Reports: connections per second over the whole opening phase (`--concurrency` at a time),
-the server's RSS before and after and per connection, and its CPU per connection. Loopback
-only, bounded by timeouts; writes bench/results/connections-<date>.json.
+Tokens: by default a user's measured connections bring the token of its warm-up one, as a
+reconnecting client does (the official client asks its `accessTokenFactory` again, which
+usually hands back the token it holds); the server remembers tokens it accepted, so the
+signature is not checked again. With `--fresh-tokens` every measured connection brings a
+token of its own, and every negotiate checks a signature.
+
+Then the same run against `connect-ceiling` (bench/fanout_servers.py): a bare ASGI app under
+hero's uvicorn configuration doing the least the same exchange needs (JWT check with the same
+memory of accepted tokens, a negotiate body, accept, the handshake reply), for the ratio.
+`--servers hero` skips it.
+
+Reports per server: connections per second over the whole opening phase (`--concurrency` at
+a time), the server's RSS before and after and per connection, and its CPU per connection;
+then hero / ceiling. Loopback only, bounded by timeouts; writes
+bench/results/connections-<date>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -32,8 +45,9 @@ from typing import Any
 
 from benchlib import WsClient, process_cpu_seconds, process_rss_kib, raise_fd_limit
 from hero.auth import mint_token
-from herobench import hero_server, signalr_connect, write_report
+from herobench import hero_server, server_process, signalr_connect, write_report
 
+BENCH = Path(__file__).resolve().parent
 KEY = "bench-signing-key-" + "k" * 32
 SETTLE_SECONDS = 2.0
 
@@ -46,18 +60,26 @@ async def connect(port: int, token: str) -> WsClient:
     return await signalr_connect(port, "/realtime/hub", token=token)
 
 
+def token_for(index: int, args: argparse.Namespace, ids: list[uuid.UUID], serial: int) -> str:
+    """User `index`'s bearer token; tokens with another `serial` differ in their text
+    (their lifetime), so a server that remembers tokens it accepted checks each anew."""
+    return mint_token(
+        KEY,
+        "hero.local",
+        "hero.clients",
+        ids[index],
+        tenant=f"t{index // args.users_per_tenant}",
+        ttl_seconds=3600 + serial,
+    )
+
+
 async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
-    users = [
-        mint_token(
-            KEY,
-            "hero.local",
-            "hero.clients",
-            uuid.uuid4(),
-            tenant=f"t{index // args.users_per_tenant}",
-            ttl_seconds=3600,
-        )
-        for index in range(args.users)
-    ]
+    ids = [uuid.uuid4() for _ in range(args.users)]
+    users = [token_for(index, args, ids, 0) for index in range(args.users)]
+    if args.fresh_tokens:
+        tokens = [token_for(i % args.users, args, ids, 1 + i) for i in range(args.connections)]
+    else:
+        tokens = [users[i % len(users)] for i in range(args.connections)]
     semaphore = asyncio.Semaphore(args.concurrency)
     warm: list[WsClient] = []
     clients: list[WsClient] = []
@@ -73,7 +95,6 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
     await asyncio.sleep(SETTLE_SECONDS)
     rss_before = process_rss_kib(pid)
     cpu_before = process_cpu_seconds(pid)
-    tokens = [users[i % len(users)] for i in range(args.connections)]
     start = time.perf_counter()
     await asyncio.gather(*(one(t, clients) for t in tokens))
     seconds = time.perf_counter() - start
@@ -88,7 +109,7 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
         "users": args.users,
         "users_per_tenant": args.users_per_tenant,
         "concurrency": args.concurrency,
-        "groups_per_connection": 2,
+        "fresh_tokens": args.fresh_tokens,
         "seconds": round(seconds, 2),
         "connections_per_second": round(opened / seconds),
         "server_cpu_ms_per_connection": round(cpu / opened * 1000, 3),
@@ -96,6 +117,14 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
         "server_rss_kib_after": rss_after,
         "server_rss_kib_per_connection": round((rss_after - rss_before) / opened, 2),
     }
+
+
+def serve(name: str, workdir: Path) -> contextlib.AbstractContextManager[tuple[Any, int]]:
+    if name == "hero":
+        env = {"JwtOptions__SigningKey": KEY, "RateLimiting__Enabled": "false"}
+        return hero_server("serve", env, cwd=workdir)
+    argv = [sys.executable, str(BENCH / "fanout_servers.py"), "connect-ceiling"]
+    return server_process([*argv, "--signing-key", KEY], cwd=workdir)
 
 
 def main() -> int:
@@ -109,17 +138,42 @@ def main() -> int:
         default=100,
         help="each user's first connection sends PresenceChanged to its whole tenant",
     )
+    parser.add_argument(
+        "--servers",
+        default="hero,ceiling",
+        help="comma-separated, run one after the other: hero, ceiling",
+    )
+    parser.add_argument(
+        "--fresh-tokens",
+        action="store_true",
+        help="every measured connection brings a token the server has not seen",
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
-    raise_fd_limit(args.connections * 2 + 200)
-    env = {"JwtOptions__SigningKey": KEY, "RateLimiting__Enabled": "false"}
-    with (
-        tempfile.TemporaryDirectory(prefix="hero-connections-") as workdir,
-        hero_server("serve", env, cwd=Path(workdir)) as (process, port),
-    ):
-        result = asyncio.run(run(args, process.pid, port))
-    write_report("connections", args.output, {"result": result}, ("PyJWT",))
-    print(json.dumps(result))
+    raise_fd_limit(args.connections * 2 + args.users * 2 + 200)
+    results: dict[str, dict[str, Any]] = {}
+    for name in args.servers.split(","):
+        log(f"{name}: {args.users} warm-up and {args.connections} measured connections")
+        with (
+            tempfile.TemporaryDirectory(prefix="hero-connections-") as workdir,
+            serve(name, Path(workdir)) as (process, port),
+        ):
+            results[name] = asyncio.run(run(args, process.pid, port))
+        print(json.dumps({name: results[name]}), flush=True)
+    body: dict[str, Any] = {"result": results.get("hero", next(iter(results.values())))}
+    body["servers"] = results
+    if "hero" in results and "ceiling" in results:
+        hero, ceiling = results["hero"], results["ceiling"]
+        body["ratios"] = {
+            "hero_per_ceiling_connections_per_second": round(
+                hero["connections_per_second"] / ceiling["connections_per_second"], 3
+            ),
+            "hero_per_ceiling_cpu_per_connection": round(
+                hero["server_cpu_ms_per_connection"] / ceiling["server_cpu_ms_per_connection"], 3
+            ),
+        }
+        print(json.dumps(body["ratios"]))
+    write_report("connections", args.output, body, ("PyJWT",))
     return 0
 
 

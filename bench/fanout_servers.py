@@ -3,6 +3,7 @@
     python bench/fanout_servers.py hero-bench  # hero + BenchHub (ConformanceHub + Burst)
     python bench/fanout_servers.py socketio    # python-socketio, ASGI app under uvicorn
     python bench/fanout_servers.py ceiling     # bare `websockets` broadcast, no framework
+    python bench/fanout_servers.py connect-ceiling --signing-key K  # for bench/connections.py
 
 Each binds 127.0.0.1 on a free port and prints `... listening on http://127.0.0.1:<port>`
 (the same banner as `hero conformance-server`). All of them use the event loop that
@@ -24,6 +25,9 @@ that makes the server send `count` messages to the group in one go, without yiel
   to every member with `websockets.broadcast` (one write per member, no queueing);
   "B<count>:<payload>" does that `count` times; "S<count>:<payload>" schedules `count`
   separate loop callbacks that each broadcast once.
+- connect-ceiling: a bare ASGI app under hero's uvicorn configuration, for
+  bench/connections.py: `POST <any path>` checks the bearer JWT and answers a negotiate
+  body; a WebSocket checks `access_token`, accepts and answers the JSON handshake with `{}`.
 """
 
 from __future__ import annotations
@@ -182,15 +186,110 @@ def serve_ceiling() -> None:
         runner.run(main())
 
 
+def serve_connect_ceiling(signing_key: str) -> None:
+    """The least an ASGI app under hero's uvicorn configuration can do for the exchange
+    bench/connections.py drives: `POST <hub>/negotiate` checks the bearer JWT (PyJWT, HS256)
+    and answers a negotiate body with fresh ids; the WebSocket checks `access_token`, accepts,
+    reads the handshake, answers `{}` and then only waits for the close. No hub, no groups, no
+    logging: hero's connect rate is read against this one."""
+    import json
+    import secrets
+    import time
+    from urllib.parse import parse_qs
+
+    import jwt
+
+    from hero.platform.http_server import HttpLimits, server_config
+
+    recent: dict[str, float] = {}  # tokens that passed, until their expiry (as hero keeps)
+
+    def valid(token: str | None) -> bool:
+        if not token:
+            return False
+        if recent.get(token, 0.0) > time.time():
+            return True
+        try:
+            claims = jwt.decode(token, signing_key, algorithms=["HS256"], audience="hero.clients")
+        except jwt.PyJWTError:
+            return False
+        if len(recent) >= 10_000:
+            recent.clear()
+        recent[token] = float(claims["exp"])
+        return True
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()  # lifespan.startup
+            await send({"type": "lifespan.startup.complete"})
+            print("connect-ceiling: startup complete", flush=True)
+            await receive()  # lifespan.shutdown
+            await send({"type": "lifespan.shutdown.complete"})
+        elif scope["type"] == "http":
+            while (await receive()).get("more_body"):
+                pass
+            headers = dict(scope["headers"])
+            bearer = headers.get(b"authorization", b"").decode().removeprefix("Bearer ")
+            if not valid(bearer):
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            body = json.dumps(
+                {
+                    "negotiateVersion": 1,
+                    "connectionId": secrets.token_urlsafe(16),
+                    "connectionToken": secrets.token_urlsafe(16),
+                    "availableTransports": [
+                        {"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}
+                    ],
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+        elif scope["type"] == "websocket":
+            query = parse_qs(scope["query_string"].decode())
+            await receive()  # websocket.connect
+            if not valid(query.get("access_token", [None])[0]):
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await send({"type": "websocket.accept"})
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            await send({"type": "websocket.send", "text": "{}\x1e"})
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+
+    import uvicorn
+
+    sock = _bind()
+    _banner("connect-ceiling", sock)
+    config = server_config(
+        app, limits=HttpLimits(), maximum_receive_message_size=None, log_level="warning"
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("server", choices=("hero-bench", "socketio", "ceiling"))
+    parser.add_argument("server", choices=("hero-bench", "socketio", "ceiling", "connect-ceiling"))
+    parser.add_argument("--signing-key", default="", help="connect-ceiling: the JWT key")
     args = parser.parse_args()
     raise_fd_limit(65536)
     if args.server == "hero-bench":
         serve_hero_bench()
     elif args.server == "socketio":
         serve_socketio()
+    elif args.server == "connect-ceiling":
+        serve_connect_ceiling(args.signing_key)
     else:
         serve_ceiling()
     return 0

@@ -31,8 +31,18 @@ def hero_server(
     """`python -m hero <command>` on a free loopback port, until its startup completed;
     yields (process, port) and stops it afterwards. Its output is drained in the background
     (a full pipe would stall its logging, and with it the server)."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     argv = [sys.executable, "-m", "hero", command, "--host", "127.0.0.1", "--port", "0"]
+    with server_process(argv, env, cwd) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def server_process(
+    argv: list[str], env: Mapping[str, str] | None = None, cwd: Path = ROOT
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Any bench server process that prints `... listening on http://127.0.0.1:<port>` and
+    then a line with `startup complete`: started, drained and stopped as `hero_server`."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env, cwd=cwd
     )
@@ -62,7 +72,7 @@ def _wait_started(process: subprocess.Popen[str]) -> int:
         if port is not None and "startup complete" in line:
             return port
     process.kill()
-    raise RuntimeError("the hero server did not start")
+    raise RuntimeError(f"{process.args} did not start")
 
 
 async def _post(port: int, path: str, headers: str = "") -> bytes:

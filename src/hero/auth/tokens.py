@@ -259,17 +259,9 @@ class JwtValidator:
         return principal
 
     def _validate(self, token: str) -> Principal:
-        try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.PyJWTError, UnicodeError):  # UnicodeError: a lone surrogate in the text
-            raise AuthenticationError(AuthFailure.MALFORMED) from None
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in self._algorithms:
-            shown = alg if isinstance(alg, str) else type(alg).__name__
-            raise AuthenticationError(
-                AuthFailure.ALGORITHM_NOT_ALLOWED,
-                f"alg {shown!r} (allowed: {', '.join(self._algorithms)})",
-            )
+        # One parse of the token: PyJWT checks the header's alg against the allowed list
+        # before the signature and the claims; the header is read again only to say which
+        # alg was refused.
         try:
             claims = jwt.decode(
                 token,
@@ -280,23 +272,38 @@ class JwtValidator:
                 leeway=self._leeway,
                 options={"require": ["exp", "iss", "aud"], "verify_iat": False},
             )
+        except UnicodeError:  # a lone surrogate in the text
+            raise AuthenticationError(AuthFailure.MALFORMED) from None
+        except jwt.InvalidAlgorithmError:
+            raise self._refused_alg(token) from None
         except jwt.ExpiredSignatureError:
             raise AuthenticationError(AuthFailure.EXPIRED) from None
         except jwt.ImmatureSignatureError:
             raise AuthenticationError(AuthFailure.NOT_YET_VALID) from None
         except jwt.InvalidSignatureError:
             raise AuthenticationError(AuthFailure.BAD_SIGNATURE) from None
-        except jwt.InvalidAlgorithmError:
-            raise AuthenticationError(AuthFailure.ALGORITHM_NOT_ALLOWED) from None
         except jwt.MissingRequiredClaimError as error:
             raise AuthenticationError(AuthFailure.MISSING_CLAIM, error.claim) from None
         except jwt.InvalidIssuerError:
             raise AuthenticationError(AuthFailure.WRONG_ISSUER) from None
         except jwt.InvalidAudienceError:
             raise AuthenticationError(AuthFailure.WRONG_AUDIENCE) from None
+        except jwt.DecodeError:
+            raise AuthenticationError(AuthFailure.MALFORMED) from None
         except jwt.PyJWTError as error:
             raise AuthenticationError(AuthFailure.MALFORMED, type(error).__name__) from None
         return principal_from_claims(claims)
+
+    def _refused_alg(self, token: str) -> AuthenticationError:
+        try:
+            alg = jwt.get_unverified_header(token).get("alg")
+        except jwt.PyJWTError:
+            alg = None
+        shown = alg if isinstance(alg, str) else type(alg).__name__
+        return AuthenticationError(
+            AuthFailure.ALGORITHM_NOT_ALLOWED,
+            f"alg {shown!r} (allowed: {', '.join(self._algorithms)})",
+        )
 
 
 def mint_token(
