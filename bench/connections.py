@@ -17,11 +17,14 @@ Tokens: by default a user's measured connections bring the token of its warm-up 
 reconnecting client does (the official client asks its `accessTokenFactory` again, which
 usually hands back the token it holds); the server remembers tokens it accepted, so the
 signature is not checked again. With `--fresh-tokens` every measured connection brings a
-token of its own, and every negotiate checks a signature.
+token of its own, and every negotiate checks a signature. With `--negotiate-keepalive`
+negotiate travels over kept-alive HTTP connections (one per concurrent connect, as a page's
+fetches do) instead of a TCP connection of its own.
 
 Then the same run against `connect-ceiling` (bench/fanout_servers.py): a bare ASGI app under
-hero's uvicorn configuration doing the least the same exchange needs (JWT check with the same
-memory of accepted tokens, a negotiate body, accept, the handshake reply), for the ratio.
+plain uvicorn (httptools and websockets-sansio, as any ASGI app would run) doing the least the
+same exchange needs (JWT check with the same memory of accepted tokens, a negotiate body,
+accept, the handshake reply), for the ratio.
 `--servers hero` skips it.
 
 Reports per server: connections per second over the whole opening phase (`--concurrency` at
@@ -45,7 +48,7 @@ from typing import Any
 
 from benchlib import WsClient, process_cpu_seconds, process_rss_kib, raise_fd_limit
 from hero.auth import mint_token
-from herobench import hero_server, server_process, signalr_connect, write_report
+from herobench import KeepAlivePosts, hero_server, server_process, signalr_connect, write_report
 
 BENCH = Path(__file__).resolve().parent
 KEY = "bench-signing-key-" + "k" * 32
@@ -54,10 +57,6 @@ SETTLE_SECONDS = 2.0
 
 def log(message: str) -> None:
     print(f"[connections] {message}", file=sys.stderr, flush=True)
-
-
-async def connect(port: int, token: str) -> WsClient:
-    return await signalr_connect(port, "/realtime/hub", token=token)
 
 
 def token_for(index: int, args: argparse.Namespace, ids: list[uuid.UUID], serial: int) -> str:
@@ -81,12 +80,13 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
     else:
         tokens = [users[i % len(users)] for i in range(args.connections)]
     semaphore = asyncio.Semaphore(args.concurrency)
+    http = KeepAlivePosts(port) if args.negotiate_keepalive else None
     warm: list[WsClient] = []
     clients: list[WsClient] = []
 
     async def one(token: str, into: list[WsClient]) -> None:
         async with semaphore:
-            into.append(await connect(port, token))
+            into.append(await signalr_connect(port, "/realtime/hub", token=token, http=http))
 
     # Warm-up, not counted: every user connects once and stays (the server learns the user,
     # and its tenant hears one PresenceChanged); the measured connections are the users'
@@ -104,12 +104,15 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
     rss_after = process_rss_kib(pid)
     for client in [*warm, *clients]:
         client.close()
+    if http is not None:
+        http.close()
     return {
         "connections": opened,
         "users": args.users,
         "users_per_tenant": args.users_per_tenant,
         "concurrency": args.concurrency,
         "fresh_tokens": args.fresh_tokens,
+        "negotiate_keepalive": args.negotiate_keepalive,
         "seconds": round(seconds, 2),
         "connections_per_second": round(opened / seconds),
         "server_cpu_ms_per_connection": round(cpu / opened * 1000, 3),
@@ -147,6 +150,11 @@ def main() -> int:
         "--fresh-tokens",
         action="store_true",
         help="every measured connection brings a token the server has not seen",
+    )
+    parser.add_argument(
+        "--negotiate-keepalive",
+        action="store_true",
+        help="negotiate over kept-alive HTTP connections (as browsers do), not one each",
     )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()

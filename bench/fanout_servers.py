@@ -25,7 +25,7 @@ that makes the server send `count` messages to the group in one go, without yiel
   to every member with `websockets.broadcast` (one write per member, no queueing);
   "B<count>:<payload>" does that `count` times; "S<count>:<payload>" schedules `count`
   separate loop callbacks that each broadcast once.
-- connect-ceiling: a bare ASGI app under hero's uvicorn configuration, for
+- connect-ceiling: a bare ASGI app under plain uvicorn (httptools, websockets-sansio), for
   bench/connections.py: `POST <any path>` checks the bearer JWT and answers a negotiate
   body; a WebSocket checks `access_token`, accepts and answers the JSON handshake with `{}`.
 """
@@ -187,7 +187,7 @@ def serve_ceiling() -> None:
 
 
 def serve_connect_ceiling(signing_key: str) -> None:
-    """The least an ASGI app under hero's uvicorn configuration can do for the exchange
+    """The least an ASGI app under uvicorn (httptools, websockets) can do for the exchange
     bench/connections.py drives: `POST <hub>/negotiate` checks the bearer JWT (PyJWT, HS256)
     and answers a negotiate body with fresh ids; the WebSocket checks `access_token`, accepts,
     reads the handshake, answers `{}` and then only waits for the close. No hub, no groups, no
@@ -198,8 +198,6 @@ def serve_connect_ceiling(signing_key: str) -> None:
     from urllib.parse import parse_qs
 
     import jwt
-
-    from hero.platform.http_server import HttpLimits, server_config
 
     recent: dict[str, float] = {}  # tokens that passed, until their expiry (as hero keeps)
 
@@ -272,8 +270,16 @@ def serve_connect_ceiling(signing_key: str) -> None:
 
     sock = _bind()
     _banner("connect-ceiling", sock)
-    config = server_config(
-        app, limits=HttpLimits(), maximum_receive_message_size=None, log_level="warning"
+    # uvicorn's own protocol classes (hero's subclasses are part of what is measured), with
+    # hero's settings where they matter: no compression, no pings of uvicorn's, no logging.
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        ws="websockets-sansio",
+        log_level="warning",
+        ws_per_message_deflate=False,
+        ws_ping_interval=None,
+        lifespan="on",
     )
     uvicorn.Server(config).run(sockets=[sock])
 

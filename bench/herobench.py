@@ -94,17 +94,77 @@ async def _post(port: int, path: str, headers: str = "") -> bytes:
     return body
 
 
+class KeepAlivePosts:
+    """Empty-bodied POSTs over a few kept-alive HTTP/1.1 connections, as a browser (or the
+    Node client's fetch) sends negotiate: each request takes an idle connection, or opens
+    one; a connection the server closed meanwhile is replaced once."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post(self, path: str, headers: str = "") -> bytes:
+        for attempt in (1, 2):
+            reused = bool(self._idle)
+            if reused:
+                reader, writer = self._idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self._port)
+            try:
+                async with asyncio.timeout(STEP_TIMEOUT):
+                    body = await self._exchange(reader, writer, path, headers)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                if reused and attempt == 1:
+                    continue
+                raise
+            self._idle.append((reader, writer))
+            return body
+        raise AssertionError("unreachable")
+
+    async def _exchange(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        path: str,
+        headers: str,
+    ) -> bytes:
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self._port}\r\n{headers}"
+            "Content-Length: 0\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await reader.readexactly(length)
+        status = head.split(b"\r\n", 1)[0]
+        if b" 200 " not in status:
+            raise ConnectionRefusedError(f"POST {path}: {status.decode('latin-1')}")
+        return body
+
+    def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
+
+
 async def signalr_connect(
     port: int,
     hub: str,
     *groups: str,
     token: str | None = None,
     counter: Counter | None = None,
+    http: KeepAlivePosts | None = None,
 ) -> WsClient:
     """Negotiate, WebSocket, JSON handshake and a `JoinGroup` per group, as the official
-    client does; `token` travels as a bearer header on negotiate and as `access_token`."""
+    client does; `token` travels as a bearer header on negotiate and as `access_token`.
+    Negotiate opens a connection of its own, unless `http` lends a kept-alive one."""
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    body = await _post(port, f"{hub}/negotiate?negotiateVersion=1", auth)
+    negotiate = f"{hub}/negotiate?negotiateVersion=1"
+    body = await (http.post(negotiate, auth) if http else _post(port, negotiate, auth))
     path = f"{hub}?id={json.loads(body)['connectionToken']}"
     if token:
         path += f"&access_token={token}"

@@ -30,6 +30,11 @@ from typing import Any, ClassVar, cast
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import (
+    ClientDisconnected,
+    get_client_addr,
+    get_path_with_query_string,
+)
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -39,6 +44,7 @@ try:
 except ImportError:  # pragma: no cover - websockets built without its C extension
     from websockets.utils import apply_mask
 
+from hero.platform.ws_upgrade import switching_protocols, upgrade_key, websocket_scope
 from hero.realtime import (
     DETACH_EXTENSION,
     READ_FRAMES_EXTENSION,
@@ -55,6 +61,8 @@ WEBSOCKET_MESSAGES_PER_FRAME = 32
 """…and at most this many maximum-size hub messages."""
 UNBOUNDED_WEBSOCKET_MESSAGE = 16 * 1_048_576
 """The bound when the hub sets no message limit."""
+EARLY_DATA_LIMIT = 65_536
+"""Bytes a client may send between its upgrade request and the 101 before it is cut off."""
 
 
 def websocket_max_size(maximum_receive_message_size: int | None) -> int:
@@ -95,6 +103,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._body_bytes = 0
         self._body_reading = 0.0
         self._refusal: int | None = None
+        self._after_head = b""
 
     # -- connection -------------------------------------------------------------------------
 
@@ -108,11 +117,29 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         self._stop_timers()
+        scheme = "wss" if self.scheme == "https" else "ws"
+        ws_class = self.ws_protocol_class
+        key = None
+        if isinstance(ws_class, type) and issubclass(ws_class, GuardedWebSocketProtocol):
+            key = upgrade_key(self.scope, self.url, compression=self.config.ws_per_message_deflate)
+            guarded = ws_class
         # The WebSocket protocol that takes this transport over would look up both
         # addresses again (a pseudo-socket and a system call each): it is handed ours.
-        _upgrading.append((self.server, self.client, "wss" if self.scheme == "https" else "ws"))
+        _upgrading.append((self.server, self.client, scheme))
         try:
-            super().handle_websocket_upgrade()
+            if key is None:
+                super().handle_websocket_upgrade()  # `websockets` parses and answers it
+                return
+            # A plain opening handshake (ws_upgrade.py): the request is not rebuilt and
+            # parsed again; the new protocol starts from the scope.
+            self.connections.discard(self)
+            protocol = guarded(
+                config=self.config, server_state=self.server_state, app_state=self.app_state
+            )
+            protocol.connection_made(self.transport)
+            self.transport.set_protocol(protocol)
+            scope = websocket_scope(self.scope, self.url, scheme, self.app_state)
+            protocol.open_upgraded(scope, key, self._after_head)
         finally:
             _upgrading.clear()
 
@@ -128,8 +155,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as upgrade:
             if self._should_upgrade():
+                # What followed the request head in this read (its offset is the
+                # exception's argument): frames a client sent without waiting for the 101.
+                self._after_head = data[upgrade.args[0] :] if upgrade.args else b""
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
@@ -385,6 +415,10 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
     """The application detached the socket (`DETACH_EXTENSION`)."""
     _websockets_only = False
     """Set when hero cannot know where `websockets`' parser stands: it reads everything."""
+    _upgrade_key: bytes | None = None
+    """The client's key when hero answers the opening handshake itself (`open_upgraded`)."""
+    _early = b""
+    """Bytes that came after such a handshake request and before hero's 101."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -403,14 +437,77 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport = transport  # type: ignore[assignment]
         self.server, self.client, self.scheme = _upgrading[0]
 
+    # -- the opening handshake answered by hero (ws_upgrade.py) ------------------------------
+
+    def open_upgraded(self, scope: dict[str, Any], key: bytes, early: bytes) -> None:
+        """Instead of the request's bytes: the checked request of a plain opening handshake,
+        and the bytes that came after it in the same read (`early`). The application starts
+        as with uvicorn's `handle_connect`; `websockets` stays in its CONNECTING state, so
+        a refusal (`websocket.close`, a denial response) is answered by it as before;
+        `websocket.accept` is answered by `_accept_upgraded`."""
+        self._upgrade_key = key
+        self._early = early
+        self.request = None  # type: ignore[assignment]
+        self.handshake_initiated = True
+        self.scope = scope  # type: ignore[assignment]
+        self._offer_extensions()
+        self.queue.put_nowait({"type": "websocket.connect"})
+        task = self.loop.create_task(self.run_asgi())
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+
+    async def send(self, message: Any) -> None:
+        if (
+            self._upgrade_key is not None
+            and message["type"] == "websocket.accept"
+            and not self.handshake_complete
+            and self.initial_response is None
+        ):
+            await self.writable.wait()
+            if self.disconnected:
+                raise ClientDisconnected()
+            self._accept_upgraded(message)
+            return
+        await super().send(message)
+
+    def _accept_upgraded(self, message: Any) -> None:
+        key = self._upgrade_key
+        assert key is not None
+        self.logger.info(
+            '%s - "WebSocket %s" [accepted]',
+            get_client_addr(self.scope),
+            get_path_with_query_string(self.scope),
+        )
+        if self.transport.is_closing():
+            return
+        response = switching_protocols(
+            key, self.default_headers, message.get("headers") or (), message.get("subprotocol")
+        )
+        self.handshake_complete = True
+        conn = self.conn
+        conn.state = State.OPEN
+        conn.parser = conn.parse()  # from OPEN, `parse` reads frames straight away
+        next(conn.parser)
+        self.transport.write(response)
+        self.start_keepalive()
+        early, self._early = self._early, b""
+        if early:  # frames sent before the 101 (RFC 6455 §4.1 says wait): read them now
+            self.data_received(early)
+
     def data_received(self, data: bytes) -> None:
         """Once the socket is open, a read made only of complete, final, masked text or
         binary frames within the message limit (the usual case) is unmasked and delivered
         here. Any other read (a control frame, a fragment, anything malformed or
         oversized, a frame cut across reads) goes to `websockets` whole, as uvicorn does;
         hero keeps track of the frame boundaries so that it knows when `websockets`'
-        parser is at one again."""
+        parser is at one again. Before hero's own 101 (`open_upgraded`) nothing is read."""
         conn = self.conn
+        if self._upgrade_key is not None and conn.state is State.CONNECTING:
+            if not self.handshake_complete:
+                self._early += data
+                if len(self._early) > EARLY_DATA_LIMIT:
+                    self.transport.close()
+            return  # refused: `websockets` has answered, the transport is closing
         if self._websockets_only or conn.state is not State.OPEN:
             if conn.state is State.CONNECTING and self.handshake_initiated:
                 # Frames before the 101 (RFC 6455 §4.1 forbids them): uvicorn hands over
@@ -467,6 +564,10 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
+        if not self.close_sent:  # not refused by `websockets` (which sets no scope then)
+            self._offer_extensions()
+
+    def _offer_extensions(self) -> None:
         extensions: dict[str, Any] = self.scope["extensions"]
         extensions[WRITE_FRAME_EXTENSION] = {"write": self.write_frame}
         extensions[READ_FRAMES_EXTENSION] = {"attach": self.attach}
