@@ -16,6 +16,10 @@ conformance server share. docs/reliability.md lists each limit with the test tha
   MinRequestBodyDataRate: 240 bytes/s after 5 s); a slower one gets 408.
 - A text WebSocket message that is not UTF-8 closes the socket with 1007 and an INFO line.
 - The WebSocket message size is bounded from the hub's message limit (`websocket_max_size`).
+
+The WebSocket protocol class also answers a plain opening handshake itself (ws_upgrade.py),
+and offers the scope extensions that let the hub write, read and detach without ASGI
+messages (`GuardedWebSocketProtocol`).
 """
 
 from __future__ import annotations
