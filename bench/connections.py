@@ -28,7 +28,8 @@ accept, the handshake reply), for the ratio.
 `--servers hero` skips it.
 
 Reports per server: connections per second over the whole opening phase (`--concurrency` at
-a time), the server's RSS before and after and per connection, and its CPU per connection;
+a time), the server's RSS before and after and per connection, its CPU per connection and
+this client's (both share the machine: a client near a full core bounds the rate);
 then hero / ceiling. Loopback only, bounded by timeouts; writes
 bench/results/connections-<date>.json.
 """
@@ -95,10 +96,12 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
     await asyncio.sleep(SETTLE_SECONDS)
     rss_before = process_rss_kib(pid)
     cpu_before = process_cpu_seconds(pid)
+    client_before = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(one(t, clients) for t in tokens))
     seconds = time.perf_counter() - start
     cpu = process_cpu_seconds(pid) - cpu_before
+    client_cpu = time.process_time() - client_before
     opened = len(clients)
     await asyncio.sleep(SETTLE_SECONDS)
     rss_after = process_rss_kib(pid)
@@ -116,6 +119,7 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "connections_per_second": round(opened / seconds),
         "server_cpu_ms_per_connection": round(cpu / opened * 1000, 3),
+        "client_cpu_ms_per_connection": round(client_cpu / opened * 1000, 3),
         "server_rss_kib_before": rss_before,
         "server_rss_kib_after": rss_after,
         "server_rss_kib_per_connection": round((rss_after - rss_before) / opened, 2),
