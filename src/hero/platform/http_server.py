@@ -506,13 +506,13 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         hero keeps track of the frame boundaries so that it knows when `websockets`'
         parser is at one again. Before hero's own 101 (`open_upgraded`) nothing is read."""
         conn = self.conn
-        if self._upgrade_key is not None and conn.state is State.CONNECTING:
-            if not self.handshake_complete:
-                self._early += data
-                if len(self._early) > EARLY_DATA_LIMIT:
-                    self.transport.close()
-            return  # refused: `websockets` has answered, the transport is closing
         if self._websockets_only or conn.state is not State.OPEN:
+            if self._upgrade_key is not None and conn.state is State.CONNECTING:
+                if not self.handshake_complete:
+                    self._early += data
+                    if len(self._early) > EARLY_DATA_LIMIT:
+                        self.transport.close()
+                return  # refused: `websockets` has answered, the transport is closing
             if conn.state is State.CONNECTING and self.handshake_initiated:
                 # Frames before the 101 (RFC 6455 §4.1 forbids them): uvicorn hands over
                 # the request alone, so `websockets` may now stop anywhere in a frame.
