@@ -53,6 +53,7 @@ def test_the_accept_value_of_the_rfc_example() -> None:
 
 def test_a_plain_handshake_is_answered_by_hero() -> None:
     assert upgrade_key(scope(), b"/hub?id=1", compression=False) == KEY
+    assert upgrade_key(scope((b"content-length", b"0")), b"/hub", compression=False) == KEY
     assert upgrade_key(replaced(b"upgrade", b"WebSocket"), b"/hub", compression=False) == KEY
 
 
@@ -79,6 +80,9 @@ def test_an_extension_offer_is_ignored_only_while_compression_is_off() -> None:
         (replaced(b"sec-websocket-version", b"8"), b"/hub"),
         (replaced(b"sec-websocket-version", None), b"/hub"),
         (replaced(b"upgrade", b"h2c"), b"/hub"),
+        (replaced(b"upgrade", b"websocket, h2c"), b"/hub"),
+        (scope((b"content-length", b"5")), b"/hub"),
+        (scope((b"transfer-encoding", b"chunked")), b"/hub"),
     ],
 )
 def test_anything_else_is_left_to_websockets(request_scope: Any, url: bytes) -> None:

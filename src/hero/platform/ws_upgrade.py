@@ -33,9 +33,10 @@ def upgrade_key(scope: Mapping[str, Any], url: bytes, *, compression: bool) -> b
     """The `Sec-WebSocket-Key` of an HTTP `scope` (uvicorn's, for a request it upgrades)
     that is a plain RFC 6455 opening handshake; None when `websockets` must judge it.
 
-    Plain: GET of an ASCII path (`url`, as received) over HTTP/1.1; exactly one `Upgrade`
-    (`websocket`), `Sec-WebSocket-Key` (16 bytes in base64) and `Sec-WebSocket-Version`
-    (13); `Connection` is not checked here (uvicorn upgrades only when it lists `upgrade`).
+    Plain: GET of an ASCII path (`url`, as received) over HTTP/1.1, without a body; exactly
+    one `Upgrade` (`websocket`), `Sec-WebSocket-Key` (16 bytes in base64) and
+    `Sec-WebSocket-Version` (13); `Connection` is not checked here (uvicorn upgrades only
+    when it lists `upgrade`).
     An offered extension is fine while compression is off (none is accepted, as
     `websockets` would answer); with compression on, an offer goes to `websockets`, which
     negotiates permessage-deflate.
@@ -46,6 +47,8 @@ def upgrade_key(scope: Mapping[str, Any], url: bytes, *, compression: bool) -> b
         return None
     seen: dict[bytes, bytes] = {}
     for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return None  # a body: `websockets` refuses it
         if name in _HANDSHAKE_HEADERS:
             if name in seen:
                 return None
