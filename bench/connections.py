@@ -47,7 +47,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchlib import WsClient, process_cpu_seconds, process_rss_kib, raise_fd_limit
+from benchlib import (
+    WsClient,
+    process_cpu_precise,
+    process_cpu_seconds,
+    process_rss_kib,
+    raise_fd_limit,
+)
 from hero.auth import mint_token
 from herobench import KeepAlivePosts, hero_server, server_process, signalr_connect, write_report
 
@@ -58,6 +64,13 @@ SETTLE_SECONDS = 2.0
 
 def log(message: str) -> None:
     print(f"[connections] {message}", file=sys.stderr, flush=True)
+
+
+def server_cpu(pid: int) -> float:
+    """The server's CPU seconds, to the nanosecond where schedstat is there (clock ticks
+    of 10 ms would round a small run to nothing)."""
+    precise = process_cpu_precise(pid)
+    return precise if precise is not None else process_cpu_seconds(pid)
 
 
 def token_for(index: int, args: argparse.Namespace, ids: list[uuid.UUID], serial: int) -> str:
@@ -95,12 +108,12 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
     await asyncio.gather(*(one(t, warm) for t in users))
     await asyncio.sleep(SETTLE_SECONDS)
     rss_before = process_rss_kib(pid)
-    cpu_before = process_cpu_seconds(pid)
+    cpu_before = server_cpu(pid)
     client_before = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(one(t, clients) for t in tokens))
     seconds = time.perf_counter() - start
-    cpu = process_cpu_seconds(pid) - cpu_before
+    cpu = server_cpu(pid) - cpu_before
     client_cpu = time.process_time() - client_before
     opened = len(clients)
     await asyncio.sleep(SETTLE_SECONDS)

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -58,21 +59,24 @@ def server_process(
             process.kill()
 
 
-def _wait_started(process: subprocess.Popen[str]) -> int:
+def _wait_started(process: subprocess.Popen[str], budget: float = 60.0) -> int:
+    """The port, once the server printed its banner and `startup complete`. A server that
+    goes quiet instead is killed after `budget` seconds (a blocked `readline` returns then)."""
     assert process.stdout is not None
-    deadline = time.monotonic() + 60
+    watchdog = threading.Timer(budget, process.kill)
+    watchdog.start()
     port = None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        found = _LISTENING.search(line)
-        if found:
-            port = int(found.group(1))
-        if port is not None and "startup complete" in line:
-            return port
+    try:
+        for line in iter(process.stdout.readline, ""):
+            found = _LISTENING.search(line)
+            if found:
+                port = int(found.group(1))
+            if port is not None and "startup complete" in line:
+                return port
+    finally:
+        watchdog.cancel()
     process.kill()
-    raise RuntimeError(f"{process.args} did not start")
+    raise RuntimeError(f"{process.args} did not start within {budget:.0f} s")
 
 
 async def _post(port: int, path: str, headers: str = "") -> bytes:

@@ -155,3 +155,28 @@ def test_chat_latency_quick_delivers_every_message(tmp_path: Path) -> None:
     for repeat in entry["rounds"]:
         assert repeat["delivered"] == repeat["expected"]
         assert repeat["server_cpu_us_per_msg"] > 0
+
+
+def test_connections_reports_hero_and_the_connect_ceiling(tmp_path: Path) -> None:
+    output = tmp_path / "connections.json"
+    command = [sys.executable, str(ROOT / "bench" / "connections.py"), "--connections", "40"]
+    completed = subprocess.run(
+        [*command, "--users", "10", "--users-per-tenant", "5", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300 * UNIT,  # a hang guard, not a measurement
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    report = json.loads(output.read_text())
+    assert set(report["servers"]) == {"hero", "ceiling"}
+    for result in report["servers"].values():
+        assert result["connections"] == 40
+        assert result["connections_per_second"] > 0
+        assert result["server_cpu_ms_per_connection"] >= 0  # 0 only without schedstat
+    assert set(report["ratios"]) == {
+        "hero_per_ceiling_connections_per_second",
+        "hero_per_ceiling_cpu_per_connection",
+    }
