@@ -9,7 +9,6 @@ the status codes of docs/protocol.md §3.1, and hands each logical connection to
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -431,7 +430,9 @@ class ConnectionEndpoint:
             # The socket outlives this request: the pump runs in a task of its own and the
             # ASGI call returns, so an idle connection holds no request task, middleware
             # frames or scope.
-            task = detach_pump(pump, lifecycle, detacher.end)
+            task = asyncio.get_running_loop().create_task(
+                self._run_detached(pump, lifecycle, detacher.end)
+            )
             self._detached.add(task)
             task.add_done_callback(self._detached.discard)
             detacher.detach()
@@ -441,6 +442,23 @@ class ConnectionEndpoint:
                 lifecycle.resume_failed()
             if not handed_off:
                 lifecycle.request_ended()
+
+    @staticmethod
+    async def _run_detached(
+        pump: Coroutine[Any, Any, None], lifecycle: Lifecycle, end: Callable[[], None]
+    ) -> None:
+        """A detached socket's pump; the socket is ended however the pump ends (a socket
+        superseded by a resume, or whose close frame could not go out, is closed here, as
+        the server closes one whose ASGI call returned)."""
+        try:
+            await pump
+        except OSError as exc:  # a send to a socket that is gone (uvicorn: ClientDisconnected)
+            logger.debug("WebSocket send failed: %r", exc)
+        except Exception:
+            logger.exception("WebSocket pump failed")
+        finally:
+            end()
+            lifecycle.request_ended()
 
     async def _resume_websocket(
         self, scope: Scope, connection: Connection, receive: Receive, send: Send
@@ -590,37 +608,3 @@ def _reply_ws(scope: Scope, send: Send) -> Callable[[int, bytes, bytes], Awaitab
 
 
 __all__ = ["TRANSPORT_ORDER", "Authenticator", "ConnectionEndpoint", "EndpointOptions"]
-
-
-def detach_pump(
-    pump: Coroutine[Any, Any, None], lifecycle: Lifecycle, end: Callable[[], None]
-) -> asyncio.Task[None]:
-    """Run a detached socket's `pump` in a task of its own. However it ends, `end` closes
-    the socket (one superseded by a resume, or whose close frame could not go out, is
-    closed here, as the server closes one whose ASGI call returned) and the lifecycle's
-    request ends; also when the task is cancelled before its first step (the loop going
-    down), when `pump` never ran."""
-    task = asyncio.get_running_loop().create_task(_run_detached(pump, lifecycle, end))
-
-    def settle(done: asyncio.Task[None]) -> None:
-        if inspect.getcoroutinestate(pump) == inspect.CORO_CREATED:
-            pump.close()
-            end()
-            lifecycle.request_ended()
-
-    task.add_done_callback(settle)
-    return task
-
-
-async def _run_detached(
-    pump: Coroutine[Any, Any, None], lifecycle: Lifecycle, end: Callable[[], None]
-) -> None:
-    try:
-        await pump
-    except OSError as exc:  # a send to a socket that is gone (uvicorn: ClientDisconnected)
-        logger.debug("WebSocket send failed: %r", exc)
-    except Exception:
-        logger.exception("WebSocket pump failed")
-    finally:
-        end()
-        lifecycle.request_ended()
