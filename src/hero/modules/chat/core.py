@@ -131,10 +131,9 @@ commit order. Parameters: the row and `seq_channel`, its channel id again."""
 LOOKUP_PACE = 0.010
 """Seconds between the starts of two lookups of one kind under load (`BatchedLookup`): a
 connect (or Typing call) in a burst waits at most this long for its batch; the first one
-after a quiet moment does not wait. A 12 ms pace rather than 4 took about 5 % off a
-connect's server CPU in a burst (bench/connections.py, three interleaved pairs of runs);
-10 ms (not measured apart) waits less: at 1,400 connects/s a batch holds about 14 users
-instead of 6."""
+after a quiet moment does not wait. 10 ms rather than 4 took about 5 % off a connect's
+server CPU in a burst, on average (bench/connections.py; docs/benchmarks.md, "2026-12-04,
+evening"): at 1,400 connects/s a batch holds about 14 users instead of 6."""
 
 _UserKey = tuple[str, uuid.UUID]
 """(tenant, user)"""
