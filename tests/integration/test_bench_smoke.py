@@ -28,18 +28,25 @@ THROUGHPUT = ("trigger", "burst", "context")
 SCENARIOS = (*THROUGHPUT, "latency")
 
 
-def test_fanout_quick_reports_all_three_servers(tmp_path: Path) -> None:
-    output = tmp_path / "fanout-quick.json"
+def _bench(script: str, *args: str, budget: float = 600.0) -> subprocess.CompletedProcess[str]:
+    """`python bench/<script> <args>`, which must exit 0; `budget` seconds is a hang guard,
+    not a measurement."""
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "fanout.py"), "--quick", "--output", str(output)],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600 * UNIT,  # a hang guard, not a measurement
+        timeout=budget * UNIT,
         stdin=subprocess.DEVNULL,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
+    return completed
+
+
+def test_fanout_quick_reports_all_three_servers(tmp_path: Path) -> None:
+    output = tmp_path / "fanout-quick.json"
+    completed = _bench("fanout.py", "--quick", "--output", str(output))
 
     report = json.loads(output.read_text())
     rates = [f"{r:g}" for r in report["params"]["rates"]]
@@ -76,22 +83,7 @@ def test_fanout_more_quick_completes_every_part(tmp_path: Path) -> None:
     """bench/fanout_more.py --quick: inbound (both servers, both styles), the four hero
     transports and the three scale-out setups all complete with positive figures."""
     output = tmp_path / "fanout-more-quick.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "fanout_more.py"),
-            "--quick",
-            "--output",
-            f"{output}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600 * UNIT,  # a hang guard, not a measurement
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    completed = _bench("fanout_more.py", "--quick", "--output", str(output))
     assert "INCOMPLETE" not in completed.stdout
 
     parts = json.loads(output.read_text())["parts"]
@@ -122,24 +114,8 @@ def test_fanout_more_quick_completes_every_part(tmp_path: Path) -> None:
 def test_chat_latency_quick_delivers_every_message(tmp_path: Path) -> None:
     """bench/chat_latency.py --quick on SQLite: every (message, member) receipt arrives."""
     output = tmp_path / "chat-latency-quick.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "chat_latency.py"),
-            "--quick",
-            "--database",
-            "sqlite",
-            "--output",
-            str(output),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600 * UNIT,  # a hang guard, not a measurement
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    args = ("--quick", "--database", "sqlite", "--output", str(output))
+    completed = _bench("chat_latency.py", *args)
     rows = [line for line in completed.stdout.splitlines() if line.startswith("| SQLite")]
     assert rows, completed.stdout
     assert all("INCOMPLETE" not in row for row in rows)
@@ -159,17 +135,8 @@ def test_chat_latency_quick_delivers_every_message(tmp_path: Path) -> None:
 
 def test_connections_reports_hero_and_the_connect_ceiling(tmp_path: Path) -> None:
     output = tmp_path / "connections.json"
-    command = [sys.executable, str(ROOT / "bench" / "connections.py"), "--connections", "40"]
-    completed = subprocess.run(
-        [*command, "--users", "10", "--users-per-tenant", "5", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300 * UNIT,  # a hang guard, not a measurement
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    sizes = ("--connections", "40", "--users", "10", "--users-per-tenant", "5")
+    _bench("connections.py", *sizes, "--output", str(output), budget=300.0)
     report = json.loads(output.read_text())
     assert set(report["servers"]) == {"hero", "ceiling"}
     for result in report["servers"].values():
