@@ -27,7 +27,7 @@ from hero.platform.app import (
 )
 from hero.platform.conformance import create_conformance_app
 from hero.platform.http_server import HttpLimits, server_config
-from hero.platform.logs import configure_logging
+from hero.platform.logs import apply_log_levels, configure_logging
 from hero.platform.settings import Settings, SettingsError, generate_signing_key, load_settings
 from hero.platform.workers import CONFIG_FILE_VARIABLE
 from hero.realtime import HubServer
@@ -101,7 +101,9 @@ def _serve_app(
 
 
 def _load(config: str | None) -> Settings:
-    return load_settings(config, os.environ)
+    settings = load_settings(config, os.environ)
+    apply_log_levels(settings.logging.levels())
+    return settings
 
 
 def _with_dev_key(settings: Settings) -> tuple[Settings, bool]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from hero.auth import RedactTokensFilter
 from hero.platform.http_server import WEBSOCKET_PROTOCOL_LOGGER
@@ -20,3 +21,10 @@ def configure_logging() -> None:
     logging.getLogger(WEBSOCKET_PROTOCOL_LOGGER).setLevel(logging.WARNING)
     # Alembic narrates every migration step at INFO; hero logs the resulting revision itself.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def apply_log_levels(levels: Mapping[str, int]) -> None:
+    """`Logging:LogLevel` (`LoggingOptions.levels`): each named logger's level, `""` the
+    root's; applied after `configure_logging`, so it can also lower hero's own defaults."""
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)

@@ -58,6 +58,7 @@ __all__ = [
     "HostEnvironment",
     "HttpOptions",
     "JwtOptions",
+    "LoggingOptions",
     "NegotiateRateOptions",
     "RateLimitingOptions",
     "RealtimeOptions",
@@ -617,6 +618,60 @@ class RateLimitingOptions(BaseModel):
     )
 
 
+LOG_LEVELS: Final = {
+    "trace": 5,
+    "debug": 10,
+    "information": 20,
+    "info": 20,
+    "warning": 30,
+    "error": 40,
+    "critical": 50,
+    "none": 100,
+}
+"""`Logging:LogLevel` values (case-insensitive): ASP.NET Core's names, and Python's `info`.
+`Trace` is below DEBUG; `None` silences the logger."""
+
+
+class LoggingOptions(BaseModel):
+    """``Logging``: the least level each logger writes, as ASP.NET Core's
+    ``Logging:LogLevel:<category>``: ``Logging:LogLevel:uvicorn.access=Warning`` drops the
+    per-request access lines, ``Logging:LogLevel:Default`` sets the root logger.
+
+    Invariants: every value is one of :data:`LOG_LEVELS`.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    log_level: dict[str, str] = Field(
+        default_factory=dict,
+        alias="LogLevel",
+        description=(
+            "a level per logger name (`Default`: the root; `uvicorn.access`: the access lines): "
+            "Trace, Debug, Information, Warning, Error, Critical or None"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> LoggingOptions:
+        for name, level in self.log_level.items():
+            if level.strip().lower() not in LOG_LEVELS:
+                raise _KeyedValueError(
+                    f"Logging:LogLevel:{name}",
+                    f"unknown level {_show(level)} (one of Trace, Debug, Information, Warning, "
+                    "Error, Critical, None)",
+                )
+        return self
+
+    def levels(self) -> dict[str, int]:
+        """Logger name (`""` for the root) → level number."""
+        return {
+            ("" if name.lower() == "default" else name): LOG_LEVELS[level.strip().lower()]
+            for name, level in self.log_level.items()
+        }
+
+
 class Settings(BaseModel):
     """All platform settings; see the module docstring for sources and invariants.
 
@@ -638,6 +693,7 @@ class Settings(BaseModel):
     rate_limiting: RateLimitingOptions = Field(
         default_factory=RateLimitingOptions, alias="RateLimiting"
     )
+    logging: LoggingOptions = Field(default_factory=LoggingOptions, alias="Logging")
     environment: Annotated[HostEnvironment, BeforeValidator(_to_environment)] = Field(
         default=HostEnvironment.DEVELOPMENT,
         alias="Environment",
@@ -797,6 +853,10 @@ def _is_sequence(annotation: object) -> bool:
     return get_origin(annotation) in (tuple, list)
 
 
+def _is_mapping(annotation: object) -> bool:
+    return get_origin(annotation) is dict
+
+
 def _canonical(path: tuple[str, ...]) -> str:
     return ":".join(path)
 
@@ -847,6 +907,25 @@ def _bind_sequence(flat: _Flat, path: tuple[str, ...]) -> object:
     return [items[index] for index in sorted(items)]
 
 
+def _bind_mapping(flat: _Flat, path: tuple[str, ...]) -> dict[str, str] | None:
+    """A section of single values under free names (`Logging:LogLevel:<logger>`). Names
+    match case-insensitively across sources, like every key: the last source's spelling and
+    value win."""
+    entry = flat.get(path)
+    if entry is not None and entry.value:
+        raise SettingsError(_canonical(path), "expected a section of named values, not a value")
+    out: dict[str, str] = {}
+    for group in flat.children(path).values():
+        for rest, item in group:
+            if len(rest) > 1:
+                raise SettingsError(
+                    f"{_canonical(path)}:{':'.join(rest)}", "values must be single values"
+                )
+            if item.value is not None and item.value.strip():
+                out[rest[0]] = item.value
+    return out or None
+
+
 def _bind(model: type[BaseModel], flat: _Flat, prefix: tuple[str, ...]) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, info in model.model_fields.items():
@@ -858,6 +937,8 @@ def _bind(model: type[BaseModel], flat: _Flat, prefix: tuple[str, ...]) -> dict[
             value = _bind(annotation, flat, path)  # type: ignore[arg-type]
         elif _is_sequence(annotation):
             value = _bind_sequence(flat, path)
+        elif _is_mapping(annotation):
+            value = _bind_mapping(flat, path)
         else:
             value = _bind_scalar(flat, path)
         if value is not None:

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from hero.platform import collector
 from hero.platform.app import create_app
-from hero.platform.logs import configure_logging
+from hero.platform.logs import apply_log_levels, configure_logging
 from hero.platform.settings import load_settings
 
 CONFIG_FILE_VARIABLE = "HERO_CONFIG_FILE"
@@ -22,6 +22,7 @@ CONFIG_FILE_VARIABLE = "HERO_CONFIG_FILE"
 def create_worker_app() -> Starlette:
     configure_logging()
     settings = load_settings(os.environ.get(CONFIG_FILE_VARIABLE) or None, os.environ)
+    apply_log_levels(settings.logging.levels())
     app = create_app(settings, worker_processes=True)
     collector.settle()  # before the lifespan: what the modules and the app hold is frozen
     return app
