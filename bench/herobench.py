@@ -79,23 +79,34 @@ def _wait_started(process: subprocess.Popen[str], budget: float = 60.0) -> int:
     raise RuntimeError(f"{process.args} did not start within {budget:.0f} s")
 
 
+def _post_request(port: int, path: str, headers: str, *, close: bool) -> bytes:
+    """An HTTP/1.1 POST with an empty body."""
+    connection = "Connection: close\r\n" if close else ""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}"
+        f"Content-Length: 0\r\n{connection}\r\n"
+    ).encode()
+
+
+def _ok(path: str, head: bytes, body: bytes) -> bytes:
+    """`body`, if the status line in `head` says 200."""
+    status = head.split(b"\r\n", 1)[0]
+    if b" 200 " not in status:
+        raise ConnectionError(f"POST {path}: {status.decode('latin-1')}")
+    return body
+
+
 async def _post(port: int, path: str, headers: str = "") -> bytes:
     """A one-shot HTTP/1.1 POST with an empty body; the response body (200 only)."""
     async with asyncio.timeout(STEP_TIMEOUT):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            writer.write(
-                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}"
-                "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
-            )
+            writer.write(_post_request(port, path, headers, close=True))
             raw = await reader.read()
         finally:
             writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0]
-    if b" 200 " not in status:
-        raise ConnectionError(f"POST {path}: {status.decode('latin-1')}")
-    return body
+    return _ok(path, head, body)
 
 
 class KeepAlivePosts:
@@ -116,38 +127,17 @@ class KeepAlivePosts:
                 reader, writer = await asyncio.open_connection("127.0.0.1", self._port)
             try:
                 async with asyncio.timeout(STEP_TIMEOUT):
-                    body = await self._exchange(reader, writer, path, headers)
+                    writer.write(_post_request(self._port, path, headers, close=False))
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    body = await reader.readexactly(_content_length(head))
             except (asyncio.IncompleteReadError, ConnectionError):
                 writer.close()
                 if reused and attempt == 1:
-                    continue
+                    continue  # the server closed the idle connection: one fresh try
                 raise
             self._idle.append((reader, writer))
-            return body
+            return _ok(path, head, body)
         raise AssertionError("unreachable")
-
-    async def _exchange(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        path: str,
-        headers: str,
-    ) -> bytes:
-        writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self._port}\r\n{headers}"
-            "Content-Length: 0\r\n\r\n".encode()
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        body = await reader.readexactly(length)
-        status = head.split(b"\r\n", 1)[0]
-        if b" 200 " not in status:
-            raise ConnectionRefusedError(f"POST {path}: {status.decode('latin-1')}")
-        return body
 
     def close(self) -> None:
         for _, writer in self._idle:
@@ -188,6 +178,14 @@ async def signalr_connect(
             while b'"type":3' not in await client.inbox.get():
                 pass
     return client
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
 
 
 def write_report(

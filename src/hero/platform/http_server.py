@@ -122,11 +122,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self._stop_timers()
         scheme = "wss" if self.scheme == "https" else "ws"
-        ws_class = self.ws_protocol_class
+        guarded = self.ws_protocol_class
         key = None
-        if isinstance(ws_class, type) and issubclass(ws_class, GuardedWebSocketProtocol):
+        if isinstance(guarded, type) and issubclass(guarded, GuardedWebSocketProtocol):
             key = upgrade_key(self.scope, self.url, compression=self.config.ws_per_message_deflate)
-            guarded = ws_class
         # The WebSocket protocol that takes this transport over would look up both
         # addresses again (a pseudo-socket and a system call each): it is handed ours.
         _upgrading.append((self.server, self.client, scheme))
@@ -137,7 +136,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             # A plain opening handshake (ws_upgrade.py): the request is not rebuilt and
             # parsed again; the new protocol starts from the scope.
             self.connections.discard(self)
-            protocol = guarded(
+            protocol = cast(type[GuardedWebSocketProtocol], guarded)(
                 config=self.config, server_state=self.server_state, app_state=self.app_state
             )
             protocol.connection_made(self.transport)

@@ -37,6 +37,7 @@ Secrets (signing key, Valkey password, database password) never appear in error 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import secrets
 from collections.abc import Mapping
@@ -619,17 +620,39 @@ class RateLimitingOptions(BaseModel):
 
 
 LOG_LEVELS: Final = {
-    "trace": 5,
-    "debug": 10,
-    "information": 20,
-    "info": 20,
-    "warning": 30,
-    "error": 40,
-    "critical": 50,
-    "none": 100,
+    "Trace": 5,
+    "Debug": logging.DEBUG,
+    "Information": logging.INFO,
+    "Warning": logging.WARNING,
+    "Error": logging.ERROR,
+    "Critical": logging.CRITICAL,
+    "None": logging.CRITICAL + 50,
 }
-"""`Logging:LogLevel` values (case-insensitive): ASP.NET Core's names, and Python's `info`.
-`Trace` is below DEBUG; `None` silences the logger."""
+"""`Logging:LogLevel` values, ASP.NET Core's names (matched case-insensitively; Python's
+`info` is accepted too). `Trace` is below DEBUG; `None` silences the logger."""
+
+_LEVEL_BY_NAME: Final = {name.lower(): level for name, level in LOG_LEVELS.items()} | {
+    "info": logging.INFO
+}
+
+
+def _to_levels(value: object) -> object:
+    """Level names to numbers, naming the offending key."""
+    if not isinstance(value, Mapping):
+        return value
+    levels: dict[str, int] = {}
+    for name, level in value.items():
+        if isinstance(level, int) and not isinstance(level, bool):
+            levels[name] = level
+            continue
+        found = _LEVEL_BY_NAME.get(str(level).strip().lower())
+        if found is None:
+            raise _KeyedValueError(
+                f"Logging:LogLevel:{name}",
+                f"unknown level {_show(level)} (one of {', '.join(LOG_LEVELS)})",
+            )
+        levels[name] = found
+    return levels
 
 
 class LoggingOptions(BaseModel):
@@ -637,14 +660,14 @@ class LoggingOptions(BaseModel):
     ``Logging:LogLevel:<category>``: ``Logging:LogLevel:uvicorn.access=Warning`` drops the
     per-request access lines, ``Logging:LogLevel:Default`` sets the root logger.
 
-    Invariants: every value is one of :data:`LOG_LEVELS`.
+    Invariants: every value is a level number (names are turned into numbers on binding).
     """
 
     model_config = ConfigDict(
         frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
     )
 
-    log_level: dict[str, str] = Field(
+    log_level: Annotated[dict[str, int], BeforeValidator(_to_levels)] = Field(
         default_factory=dict,
         alias="LogLevel",
         description=(
@@ -653,21 +676,10 @@ class LoggingOptions(BaseModel):
         ),
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> LoggingOptions:
-        for name, level in self.log_level.items():
-            if level.strip().lower() not in LOG_LEVELS:
-                raise _KeyedValueError(
-                    f"Logging:LogLevel:{name}",
-                    f"unknown level {_show(level)} (one of Trace, Debug, Information, Warning, "
-                    "Error, Critical, None)",
-                )
-        return self
-
     def levels(self) -> dict[str, int]:
         """Logger name (`""` for the root) → level number."""
         return {
-            ("" if name.lower() == "default" else name): LOG_LEVELS[level.strip().lower()]
+            ("" if name.lower() == "default" else name): level
             for name, level in self.log_level.items()
         }
 
