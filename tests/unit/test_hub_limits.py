@@ -92,6 +92,12 @@ def test_platform_settings_feed_the_hub_options() -> None:
     assert options.invocation_burst == 5
 
 
+def test_stateful_reconnect_is_offered_unless_switched_off() -> None:
+    assert hub_options(load_settings(None, {})).endpoint.allow_stateful_reconnects
+    settings = load_settings(None, {"Realtime__AllowStatefulReconnects": "false"})
+    assert not hub_options(settings).endpoint.allow_stateful_reconnects
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [

@@ -115,18 +115,15 @@ class Platform:
     chat: ChatService
 
 
-def hub_options(
-    settings: Settings, *, require_authentication: bool = True, worker_processes: bool = False
-) -> HubServerOptions:
+def hub_options(settings: Settings, *, require_authentication: bool = True) -> HubServerOptions:
     """Hub and endpoint options from the `Realtime` settings.
 
     With a Valkey backplane (`CachingOptions:Redis`), several instances or processes serve
     one hub and any request of a connection may reach any of them: connection tokens are
     signed with a key derived from the JWT signing key and name the instance that holds the
     connection, so another one can adopt a WebSocket negotiated elsewhere or relay a
-    long-polling or SSE request to the owner (see `relay_for`). `worker_processes` (`hero
-    serve --workers N`): stateful reconnect is not offered, as a resume could land on a
-    process that does not hold the connection.
+    long-polling or SSE request to the owner (see `relay_for`), and a stateful reconnect's
+    resumed WebSocket with it. The processes of `hero serve --workers N` are such instances.
     """
     realtime = settings.realtime
     token_key: bytes | None = None
@@ -136,7 +133,7 @@ def hub_options(
     limits = settings.rate_limiting
     endpoint = EndpointOptions(
         require_authentication=require_authentication,
-        allow_stateful_reconnects=not worker_processes,
+        allow_stateful_reconnects=realtime.allow_stateful_reconnects,
         connection_token_key=token_key,
         maximum_connections_per_user=limits.maximum_connections_per_user if limits.enabled else 0,
     )
@@ -238,13 +235,12 @@ def create_app(
     settings: Settings,
     modules: PlatformModules | None = None,
     *,
-    worker_processes: bool = False,
     users: UserLookup | None = None,
     notifications: NotificationSink | None = None,
 ) -> Starlette:
     """Build the platform. The settings must carry a signing key (the CLI generates a
     development key when none is configured). Constructors do no I/O; connections to
-    Valkey open lazily and close in the lifespan. `worker_processes`: see `hub_options`.
+    Valkey open lazily and close in the lifespan.
 
     The chat module is always installed; `users` and `notifications` resolve mentions and
     create mention notifications (without them no mention resolves)."""
@@ -303,7 +299,7 @@ def create_app(
             metrics.watch_relay(relay)
         hub = HubServer(
             hub_type,
-            options=hub_options(settings, worker_processes=worker_processes),
+            options=hub_options(settings),
             lifetime_manager=lifetime_manager(valkey, "AppHub"),
             relay=relay,
             authenticate=seen_identity,

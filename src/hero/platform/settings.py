@@ -429,6 +429,14 @@ class RealtimeOptions(BaseModel):
         alias="MaximumReceiveMessageSize",
         description="bytes per incoming hub message, framing included; over it → Close with error",
     )
+    allow_stateful_reconnects: _Bool = Field(
+        default=True,
+        alias="AllowStatefulReconnects",
+        description=(
+            "offer stateful reconnect to clients that ask for it (withStatefulReconnect): a "
+            "dropped WebSocket resumes its connection, on any instance, without losing messages"
+        ),
+    )
     web_socket_compression: _Bool = Field(
         default=False,
         alias="WebSocketCompression",

@@ -23,6 +23,6 @@ def create_worker_app() -> Starlette:
     configure_logging()
     settings = load_settings(os.environ.get(CONFIG_FILE_VARIABLE) or None, os.environ)
     apply_log_levels(settings.logging.levels())
-    app = create_app(settings, worker_processes=True)
+    app = create_app(settings)
     collector.settle()  # before the lifespan: what the modules and the app hold is frozen
     return app
