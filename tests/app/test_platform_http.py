@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -244,6 +246,15 @@ async def test_presence_is_503_problem_json_when_valkey_is_down() -> None:
 # ------------------------------------------------------------------ readiness
 
 
+def _join_aiosqlite_workers() -> None:
+    """aiosqlite ends the worker thread of a connection that failed to open without waiting
+    for it: the thread then reports to the event loop, which must still be running (pytest
+    closes it right after the test). Join those threads while it does."""
+    for thread in threading.enumerate():
+        if thread.name.endswith("(_connection_worker_thread)"):
+            thread.join(timeout=10)
+
+
 async def test_ready_shows_only_the_database_error_type(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -256,6 +267,7 @@ async def test_ready_shows_only_the_database_error_type(
             response = await c.get("/health/ready")
     finally:
         await app.state.platform.database.aclose()
+        await asyncio.to_thread(_join_aiosqlite_workers)
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "unavailable: OperationalError"
     assert "unable to open" not in response.text
