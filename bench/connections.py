@@ -21,16 +21,19 @@ token of its own, and every negotiate checks a signature. With `--negotiate-keep
 negotiate travels over kept-alive HTTP connections (one per concurrent connect, as a page's
 fetches do) instead of a TCP connection of its own.
 
-Then the same run against `connect-ceiling` (bench/fanout_servers.py): a bare ASGI app under
-plain uvicorn (httptools and websockets-sansio, as any ASGI app would run) doing the least the
-same exchange needs (JWT check with the same memory of accepted tokens, a negotiate body,
-accept, the handshake reply), for the ratio.
-`--servers hero` skips it.
+Then the same run against the servers of bench/connect_servers.py, each checking the same
+token with the same memory of accepted ones: `asgi`, a bare ASGI app under plain uvicorn
+(httptools and websockets-sansio, as any ASGI app would run) doing the least the same
+exchange needs (a negotiate body, accept, the handshake reply); `raw`, that exchange in one
+asyncio protocol without HTTP parser, ASGI or WebSocket library (the ceiling of Python on
+this machine); `socketio`, python-socketio under uvicorn, whose clients connect over a
+WebSocket from the start (Engine.IO open, Socket.IO connect with `auth.token`, the rooms
+`user:` and `tenant:`). `--servers` picks and orders them.
 
 Reports per server: connections per second over the whole opening phase (`--concurrency` at
 a time), the server's RSS before and after and per connection, its CPU per connection and
 this client's (both share the machine: a client near a full core bounds the rate);
-then hero / ceiling. Loopback only, bounded by timeouts; writes
+then hero / each other server. Loopback only, bounded by timeouts; writes
 bench/results/connections-<date>.json.
 """
 
@@ -48,18 +51,29 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import (
+    Counter,
     WsClient,
     process_cpu_precise,
     process_cpu_seconds,
     process_rss_kib,
     raise_fd_limit,
+    ws_connect,
 )
 from hero.auth import mint_token
-from herobench import KeepAlivePosts, hero_server, server_process, signalr_connect, write_report
+from herobench import (
+    STEP_TIMEOUT,
+    KeepAlivePosts,
+    hero_server,
+    server_process,
+    signalr_connect,
+    write_report,
+)
 
 BENCH = Path(__file__).resolve().parent
 KEY = "bench-signing-key-" + "k" * 32
 SETTLE_SECONDS = 2.0
+SERVERS = ("hero", "asgi", "raw", "socketio")
+SOCKETIO_PATH = "/socket.io/?EIO=4&transport=websocket"
 
 
 def log(message: str) -> None:
@@ -86,7 +100,23 @@ def token_for(index: int, args: argparse.Namespace, ids: list[uuid.UUID], serial
     )
 
 
-async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
+async def socketio_connect(port: int, token: str) -> WsClient:
+    """As python-socketio's client with `transports: ["websocket"]` and `auth: {token}`."""
+    client = await ws_connect(
+        "127.0.0.1", port, SOCKETIO_PATH, Counter(), timeout=STEP_TIMEOUT, auto_reply={b"2": b"3"}
+    )
+    opened = await client.receive(STEP_TIMEOUT)
+    if not opened.startswith(b"0{"):
+        raise ConnectionError(f"no Engine.IO open: {opened!r}")
+    client.send_text(b'40{"token":"' + token.encode() + b'"}')
+    connected = await client.receive(STEP_TIMEOUT)
+    if not connected.startswith(b"40{"):
+        raise ConnectionError(f"Socket.IO connect refused: {connected!r}")
+    return client
+
+
+async def run(args: argparse.Namespace, name: str, pid: int, port: int) -> dict[str, Any]:
+    socketio = name == "socketio"
     ids = [uuid.uuid4() for _ in range(args.users)]
     users = [token_for(index, args, ids, 0) for index in range(args.users)]
     if args.fresh_tokens:
@@ -94,13 +124,16 @@ async def run(args: argparse.Namespace, pid: int, port: int) -> dict[str, Any]:
     else:
         tokens = [users[i % len(users)] for i in range(args.connections)]
     semaphore = asyncio.Semaphore(args.concurrency)
-    http = KeepAlivePosts(port) if args.negotiate_keepalive else None
+    http = KeepAlivePosts(port) if args.negotiate_keepalive and not socketio else None
     warm: list[WsClient] = []
     clients: list[WsClient] = []
 
     async def one(token: str, into: list[WsClient]) -> None:
         async with semaphore:
-            into.append(await signalr_connect(port, "/realtime/hub", token=token, http=http))
+            if socketio:
+                into.append(await socketio_connect(port, token))
+            else:
+                into.append(await signalr_connect(port, "/realtime/hub", token=token, http=http))
 
     # Warm-up, not counted: every user connects once and stays (the server learns the user,
     # and its tenant hears one PresenceChanged); the measured connections are the users'
@@ -143,7 +176,7 @@ def serve(name: str, workdir: Path) -> contextlib.AbstractContextManager[tuple[A
     if name == "hero":
         env = {"JwtOptions__SigningKey": KEY, "RateLimiting__Enabled": "false"}
         return hero_server("serve", env, cwd=workdir)
-    argv = [sys.executable, str(BENCH / "fanout_servers.py"), "connect-ceiling"]
+    argv = [sys.executable, str(BENCH / "connect_servers.py"), name]
     return server_process([*argv, "--signing-key", KEY], cwd=workdir)
 
 
@@ -160,8 +193,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--servers",
-        default="hero,ceiling",
-        help="comma-separated, run one after the other: hero, ceiling",
+        default=",".join(SERVERS),
+        help=f"comma-separated, run one after the other: {', '.join(SERVERS)}",
     )
     parser.add_argument(
         "--fresh-tokens",
@@ -177,28 +210,36 @@ def main() -> int:
     args = parser.parse_args()
     raise_fd_limit(args.connections * 2 + args.users * 2 + 200)
     results: dict[str, dict[str, Any]] = {}
-    for name in args.servers.split(","):
+    names = args.servers.split(",")
+    unknown = sorted(set(names) - set(SERVERS))
+    if unknown:
+        parser.error(f"unknown servers: {', '.join(unknown)} (known: {', '.join(SERVERS)})")
+    for name in names:
         log(f"{name}: {args.users} warm-up and {args.connections} measured connections")
         with (
             tempfile.TemporaryDirectory(prefix="hero-connections-") as workdir,
             serve(name, Path(workdir)) as (process, port),
         ):
-            results[name] = asyncio.run(run(args, process.pid, port))
+            results[name] = asyncio.run(run(args, name, process.pid, port))
         print(json.dumps({name: results[name]}), flush=True)
     body: dict[str, Any] = {"result": results.get("hero", next(iter(results.values())))}
     body["servers"] = results
-    if "hero" in results and "ceiling" in results:
-        hero, ceiling = results["hero"], results["ceiling"]
-        body["ratios"] = {
-            "hero_per_ceiling_connections_per_second": round(
-                hero["connections_per_second"] / ceiling["connections_per_second"], 3
-            ),
-            "hero_per_ceiling_cpu_per_connection": round(
-                hero["server_cpu_ms_per_connection"] / ceiling["server_cpu_ms_per_connection"], 3
-            ),
-        }
-        print(json.dumps(body["ratios"]))
-    write_report("connections", args.output, body, ("PyJWT",))
+    if "hero" in results and len(results) > 1:
+        hero = results["hero"]
+        ratios: dict[str, float] = {}
+        for other, result in results.items():
+            if other == "hero":
+                continue
+            ratios[f"hero_per_{other}_connections_per_second"] = round(
+                hero["connections_per_second"] / result["connections_per_second"], 3
+            )
+            cpu = result["server_cpu_ms_per_connection"]  # 0 only when too short to see
+            ratios[f"hero_per_{other}_cpu_per_connection"] = (
+                round(hero["server_cpu_ms_per_connection"] / cpu, 3) if cpu else float("nan")
+            )
+        body["ratios"] = ratios
+        print(json.dumps(ratios))
+    write_report("connections", args.output, body, ("PyJWT", "python-socketio"))
     return 0
 
 

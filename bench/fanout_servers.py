@@ -3,7 +3,6 @@
     python bench/fanout_servers.py hero-bench  # hero + BenchHub (ConformanceHub + Burst)
     python bench/fanout_servers.py socketio    # python-socketio, ASGI app under uvicorn
     python bench/fanout_servers.py ceiling     # bare `websockets` broadcast, no framework
-    python bench/fanout_servers.py connect-ceiling --signing-key K  # for bench/connections.py
 
 Each binds 127.0.0.1 on a free port and prints `... listening on http://127.0.0.1:<port>`
 (the same banner as `hero conformance-server`). All of them use the event loop that
@@ -25,9 +24,6 @@ that makes the server send `count` messages to the group in one go, without yiel
   to every member with `websockets.broadcast` (one write per member, no queueing);
   "B<count>:<payload>" does that `count` times; "S<count>:<payload>" schedules `count`
   separate loop callbacks that each broadcast once.
-- connect-ceiling: a bare ASGI app under plain uvicorn (httptools, websockets-sansio), for
-  bench/connections.py: `POST <any path>` checks the bearer JWT and answers a negotiate
-  body; a WebSocket checks `access_token`, accepts and answers the JSON handshake with `{}`.
 """
 
 from __future__ import annotations
@@ -44,7 +40,7 @@ from benchlib import raise_fd_limit
 HOST = "127.0.0.1"
 
 
-def _bind() -> socket.socket:
+def bind() -> socket.socket:
     # As in src/hero/cli.py: with proto IPPROTO_TCP (not 0) asyncio sets TCP_NODELAY on every
     # accepted socket, so all servers in the comparison run with Nagle off.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -55,7 +51,7 @@ def _bind() -> socket.socket:
     return sock
 
 
-def _banner(name: str, sock: socket.socket) -> None:
+def banner(name: str, sock: socket.socket) -> None:
     print(f"{name} listening on http://{HOST}:{sock.getsockname()[1]}", flush=True)
 
 
@@ -71,8 +67,8 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def _uvicorn(app: Any, name: str) -> None:
     import uvicorn
 
-    sock = _bind()
-    _banner(name, sock)
+    sock = bind()
+    banner(name, sock)
     # The same uvicorn settings and start-up as `hero conformance-server` (src/hero/cli.py):
     # `Server.run` with the default loop="auto", i.e. uvloop when installed.
     config = uvicorn.Config(app, log_level="warning", ws_max_size=16 * 1024 * 1024, lifespan="on")
@@ -177,8 +173,8 @@ def serve_ceiling() -> None:
             group.discard(ws)
 
     async def main() -> None:
-        sock = _bind()
-        _banner("websockets-ceiling", sock)
+        sock = bind()
+        banner("websockets-ceiling", sock)
         async with serve(handler, sock=sock, compression=None, max_size=16 * 1024 * 1024) as srv:
             await srv.serve_forever()
 
@@ -186,116 +182,15 @@ def serve_ceiling() -> None:
         runner.run(main())
 
 
-def serve_connect_ceiling(signing_key: str) -> None:
-    """The least an ASGI app under uvicorn (httptools, websockets) can do for the exchange
-    bench/connections.py drives: `POST <hub>/negotiate` checks the bearer JWT (PyJWT, HS256)
-    and answers a negotiate body with fresh ids; the WebSocket checks `access_token`, accepts,
-    reads the handshake, answers `{}` and then only waits for the close. No hub, no groups, no
-    logging: hero's connect rate is read against this one."""
-    import json
-    import secrets
-    import time
-    from urllib.parse import parse_qs
-
-    import jwt
-
-    recent: dict[str, float] = {}  # tokens that passed, until their expiry (as hero keeps)
-
-    def valid(token: str | None) -> bool:
-        if not token:
-            return False
-        if recent.get(token, 0.0) > time.time():
-            return True
-        try:
-            claims = jwt.decode(token, signing_key, algorithms=["HS256"], audience="hero.clients")
-        except jwt.PyJWTError:
-            return False
-        if len(recent) >= 10_000:
-            recent.clear()
-        recent[token] = float(claims["exp"])
-        return True
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await receive()  # lifespan.startup
-            await send({"type": "lifespan.startup.complete"})
-            print("connect-ceiling: startup complete", flush=True)
-            await receive()  # lifespan.shutdown
-            await send({"type": "lifespan.shutdown.complete"})
-        elif scope["type"] == "http":
-            while (await receive()).get("more_body"):
-                pass
-            headers = dict(scope["headers"])
-            bearer = headers.get(b"authorization", b"").decode().removeprefix("Bearer ")
-            if not valid(bearer):
-                await send({"type": "http.response.start", "status": 401, "headers": []})
-                await send({"type": "http.response.body", "body": b""})
-                return
-            body = json.dumps(
-                {
-                    "negotiateVersion": 1,
-                    "connectionId": secrets.token_urlsafe(16),
-                    "connectionToken": secrets.token_urlsafe(16),
-                    "availableTransports": [
-                        {"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}
-                    ],
-                }
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-        elif scope["type"] == "websocket":
-            query = parse_qs(scope["query_string"].decode())
-            await receive()  # websocket.connect
-            if not valid(query.get("access_token", [None])[0]):
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            await send({"type": "websocket.accept"})
-            message = await receive()
-            if message["type"] != "websocket.receive":
-                return
-            await send({"type": "websocket.send", "text": "{}\x1e"})
-            while (await receive())["type"] != "websocket.disconnect":
-                pass
-
-    import uvicorn
-
-    sock = _bind()
-    _banner("connect-ceiling", sock)
-    # uvicorn's own protocol classes (hero's subclasses are part of what is measured), with
-    # hero's settings where they matter: no compression, no pings of uvicorn's, no logging.
-    config = uvicorn.Config(
-        app,
-        http="httptools",
-        ws="websockets-sansio",
-        log_level="warning",
-        ws_per_message_deflate=False,
-        ws_ping_interval=None,
-        lifespan="on",
-    )
-    uvicorn.Server(config).run(sockets=[sock])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("server", choices=("hero-bench", "socketio", "ceiling", "connect-ceiling"))
-    parser.add_argument("--signing-key", default="", help="connect-ceiling: the JWT key")
+    parser.add_argument("server", choices=("hero-bench", "socketio", "ceiling"))
     args = parser.parse_args()
     raise_fd_limit(65536)
     if args.server == "hero-bench":
         serve_hero_bench()
     elif args.server == "socketio":
         serve_socketio()
-    elif args.server == "connect-ceiling":
-        serve_connect_ceiling(args.signing_key)
     else:
         serve_ceiling()
     return 0

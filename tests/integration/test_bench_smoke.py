@@ -133,17 +133,19 @@ def test_chat_latency_quick_delivers_every_message(tmp_path: Path) -> None:
         assert repeat["server_cpu_us_per_msg"] > 0
 
 
-def test_connections_reports_hero_and_the_connect_ceiling(tmp_path: Path) -> None:
+def test_connections_reports_hero_and_the_other_servers(tmp_path: Path) -> None:
     output = tmp_path / "connections.json"
     sizes = ("--connections", "40", "--users", "10", "--users-per-tenant", "5")
     _bench("connections.py", *sizes, "--output", str(output), budget=300.0)
     report = json.loads(output.read_text())
-    assert set(report["servers"]) == {"hero", "ceiling"}
+    others = ("asgi", "raw", "socketio")
+    assert set(report["servers"]) == {"hero", *others}
     for result in report["servers"].values():
         assert result["connections"] == 40
         assert result["connections_per_second"] > 0
         assert result["server_cpu_ms_per_connection"] >= 0  # 0 only without schedstat
     assert set(report["ratios"]) == {
-        "hero_per_ceiling_connections_per_second",
-        "hero_per_ceiling_cpu_per_connection",
+        f"hero_per_{other}_{what}"
+        for other in others
+        for what in ("connections_per_second", "cpu_per_connection")
     }
