@@ -226,7 +226,7 @@ def main() -> int:
     body["servers"] = results
     if "hero" in results and len(results) > 1:
         hero = results["hero"]
-        ratios: dict[str, float] = {}
+        ratios: dict[str, float | None] = {}
         for other, result in results.items():
             if other == "hero":
                 continue
@@ -235,7 +235,7 @@ def main() -> int:
             )
             cpu = result["server_cpu_ms_per_connection"]  # 0 only when too short to see
             ratios[f"hero_per_{other}_cpu_per_connection"] = (
-                round(hero["server_cpu_ms_per_connection"] / cpu, 3) if cpu else float("nan")
+                round(hero["server_cpu_ms_per_connection"] / cpu, 3) if cpu else None
             )
         body["ratios"] = ratios
         print(json.dumps(ratios))

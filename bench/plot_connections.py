@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/plot_connections.py \\
         before=bench/results/connections-2026-12-04-evening-before-run*.json \\
-        default=bench/results/connections-2026-12-04-evening-default-run*.json
+        default=bench/results/connections-2026-12-04-evening-default-run*.json \\
+        night=bench/results/connections-2026-12-04-night-run*.json
 
 Each argument is `<label>=<result files>` (one group of bars per label; the files are the
 runs of one command). Two panels, one bar per server: connections opened per second (more
@@ -26,7 +27,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVERS = (("hero", "hero"), ("ceiling", "bare ASGI app under uvicorn"))
+SERVERS = (
+    ("hero", "hero"),
+    ("asgi", "bare ASGI app under uvicorn"),
+    ("raw", "raw asyncio protocol"),
+    ("socketio", "python-socketio"),
+)
+ALIASES = {"ceiling": "asgi"}  # the bare ASGI app's name in results before 2026-12-04 night
 METRICS = (
     ("connections_per_second", "connections opened / s (more is better)"),
     ("server_cpu_ms_per_connection", "server CPU ms / connection (less is better)"),
@@ -35,7 +42,10 @@ METRICS = (
 
 def _runs(pattern: str) -> list[dict[str, Any]]:
     files = sorted(glob.glob(pattern)) or [pattern]
-    return [json.loads(Path(name).read_text()) for name in files]
+    runs = [json.loads(Path(name).read_text()) for name in files]
+    for run in runs:
+        run["servers"] = {ALIASES.get(k, k): v for k, v in run["servers"].items()}
+    return runs
 
 
 def main() -> int:
