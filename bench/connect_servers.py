@@ -43,28 +43,32 @@ import jwt
 
 from benchlib import raise_fd_limit
 from fanout_servers import banner, bind, loop_factory
+from hero.auth.tokens import RECENT_TOKENS
 
 AUDIENCE = "hero.clients"
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
-_REMEMBERED = 10_000
 
 
 def token_checker(signing_key: str) -> Callable[[str | None], dict[str, Any] | None]:
-    """A token's claims when it is valid; tokens that passed are kept until they expire."""
+    """A token's claims when it is valid; tokens that passed are kept until they expire,
+    as many and forgotten in the same order as hero's JwtValidator (`RECENT_TOKENS`, the
+    oldest first)."""
     recent: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def check(token: str | None) -> dict[str, Any] | None:
         if not token:
             return None
         known = recent.get(token)
-        if known is not None and known[0] > time.time():
-            return known[1]
+        if known is not None:
+            if known[0] > time.time():
+                return known[1]
+            del recent[token]
         try:
             claims = jwt.decode(token, signing_key, algorithms=["HS256"], audience=AUDIENCE)
         except jwt.PyJWTError:
             return None
-        if len(recent) >= _REMEMBERED:
-            recent.clear()
+        if len(recent) >= RECENT_TOKENS:
+            del recent[next(iter(recent))]  # the oldest entry
         recent[token] = (float(claims["exp"]), claims)
         return claims
 
@@ -188,14 +192,14 @@ class RawConnect(asyncio.Protocol):
                 bearer = headers.get(b"authorization", b"").decode().removeprefix("Bearer ")
                 if self.check(bearer) is None:
                     self.transport.write(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
-                    continue
-                body = negotiate_body()
-                self.transport.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-                    + str(len(body)).encode()
-                    + b"\r\n\r\n"
-                    + body
-                )
+                else:
+                    body = negotiate_body()
+                    self.transport.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                        + str(len(body)).encode()
+                        + b"\r\n\r\n"
+                        + body
+                    )
                 if headers.get(b"connection", b"").lower() == b"close":
                     self.transport.close()
                     return
@@ -215,7 +219,9 @@ class RawConnect(asyncio.Protocol):
                 self._frames()
 
     def _frames(self) -> None:
-        """Client frames: small and masked here (the handshake, then the close)."""
+        """Client frames: masked, and here only the handshake and then the close, so the
+        first data frame is taken for the handshake unread (as the Upgrade and version
+        headers are not checked above: this server meets one known client)."""
         assert self.transport is not None
         while len(self.buffer) >= 6:
             opcode = self.buffer[0] & 0x0F

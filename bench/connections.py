@@ -210,7 +210,7 @@ def main() -> int:
     args = parser.parse_args()
     raise_fd_limit(args.connections * 2 + args.users * 2 + 200)
     results: dict[str, dict[str, Any]] = {}
-    names = args.servers.split(",")
+    names = list(dict.fromkeys(name.strip() for name in args.servers.split(",") if name.strip()))
     unknown = sorted(set(names) - set(SERVERS))
     if unknown:
         parser.error(f"unknown servers: {', '.join(unknown)} (known: {', '.join(SERVERS)})")
@@ -230,8 +230,9 @@ def main() -> int:
         for other, result in results.items():
             if other == "hero":
                 continue
-            ratios[f"hero_per_{other}_connections_per_second"] = round(
-                hero["connections_per_second"] / result["connections_per_second"], 3
+            rate = result["connections_per_second"]
+            ratios[f"hero_per_{other}_connections_per_second"] = (
+                round(hero["connections_per_second"] / rate, 3) if rate else None
             )
             cpu = result["server_cpu_ms_per_connection"]  # 0 only when too short to see
             ratios[f"hero_per_{other}_cpu_per_connection"] = (

@@ -246,19 +246,24 @@ async def test_presence_is_503_problem_json_when_valkey_is_down() -> None:
 # ------------------------------------------------------------------ readiness
 
 
-def _join_aiosqlite_workers() -> None:
+def _aiosqlite_workers() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.endswith("(_connection_worker_thread)")}
+
+
+def _join(threads: set[threading.Thread]) -> None:
     """aiosqlite ends the worker thread of a connection that failed to open without waiting
     for it: the thread then reports to the event loop, which must still be running (pytest
     closes it right after the test). Join those threads while it does."""
-    for thread in threading.enumerate():
-        if thread.name.endswith("(_connection_worker_thread)"):
-            thread.join(timeout=10)
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive(), thread.name
 
 
 async def test_ready_shows_only_the_database_error_type(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing = tmp_path / "missing-dir" / "hero.db"
+    before = _aiosqlite_workers()
     app = create_app(_settings(DatabaseOptions__ConnectionString=f"sqlite+aiosqlite:///{missing}"))
     try:
         async with httpx.AsyncClient(
@@ -267,7 +272,7 @@ async def test_ready_shows_only_the_database_error_type(
             response = await c.get("/health/ready")
     finally:
         await app.state.platform.database.aclose()
-        await asyncio.to_thread(_join_aiosqlite_workers)
+        await asyncio.to_thread(_join, _aiosqlite_workers() - before)
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "unavailable: OperationalError"
     assert "unable to open" not in response.text

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,6 +40,8 @@ from hero.realtime.connections.relay_messages import (
 from hero.realtime.transports.asgi import Receive, Scope, Send, reject_websocket
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("hero.realtime.relay")
 
 LOST = 1006
 """The close code of a socket that went away without a close frame."""
@@ -250,6 +253,7 @@ async def answer_socket(link: Link, app: ASGIApp, claim: Claimant, request: Sock
     origin, rid = request.origin, request.rid
     verdict = claim(request.token, origin)
     if verdict is Claim.SERVE:
+        logger.debug("serving a WebSocket relayed from instance %s", origin)
         await _serve(link, app, request)
         return True
     if isinstance(verdict, str):

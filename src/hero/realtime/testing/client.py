@@ -402,7 +402,7 @@ class HubTestClient:
             self._close_received = True
             self.close_error = message.error
             self.close_allow_reconnect = message.allow_reconnect
-        # Ping needs nothing; Ack/Sequence only exist with stateful reconnect (not offered).
+        # Ping needs nothing; Ack/Sequence only come with stateful reconnect (never asked for).
 
     def _call_handler(self, handler: Handler, message: InvocationMessage) -> None:
         try:
