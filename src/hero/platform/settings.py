@@ -679,8 +679,8 @@ class LoggingOptions(BaseModel):
         default_factory=dict,
         alias="LogLevel",
         description=(
-            "a level per logger name (`Default`: the root; `uvicorn.access`: the access lines): "
-            "Trace, Debug, Information, Warning, Error, Critical or None"
+            "a level per logger name (`Default`: the root; `uvicorn.access`: the HTTP and "
+            "WebSocket access lines): Trace, Debug, Information, Warning, Error, Critical or None"
         ),
     )
 
