@@ -19,7 +19,10 @@ usually hands back the token it holds); the server remembers tokens it accepted,
 signature is not checked again. With `--fresh-tokens` every measured connection brings a
 token of its own, and every negotiate checks a signature. With `--negotiate-keepalive`
 negotiate travels over kept-alive HTTP connections (one per concurrent connect, as a page's
-fetches do) instead of a TCP connection of its own.
+fetches do) instead of a TCP connection of its own. `hero serve` writes two access lines per
+connect (the negotiate request and the WebSocket handshake, on `uvicorn.access`); with
+`--quiet-access` it runs with `Logging:LogLevel:uvicorn.access=Warning`, as the other servers
+run without logging.
 
 Then the same run against the servers of bench/connect_servers.py, each checking the same
 token with the same memory of accepted ones: `asgi`, a bare ASGI app under plain uvicorn
@@ -162,6 +165,7 @@ async def run(args: argparse.Namespace, name: str, pid: int, port: int) -> dict[
         "concurrency": args.concurrency,
         "fresh_tokens": args.fresh_tokens,
         "negotiate_keepalive": args.negotiate_keepalive,
+        "quiet_access": args.quiet_access,
         "seconds": round(seconds, 2),
         "connections_per_second": round(opened / seconds),
         "server_cpu_ms_per_connection": round(cpu / opened * 1000, 3),
@@ -172,9 +176,13 @@ async def run(args: argparse.Namespace, name: str, pid: int, port: int) -> dict[
     }
 
 
-def serve(name: str, workdir: Path) -> contextlib.AbstractContextManager[tuple[Any, int]]:
+def serve(
+    name: str, workdir: Path, quiet_access: bool
+) -> contextlib.AbstractContextManager[tuple[Any, int]]:
     if name == "hero":
         env = {"JwtOptions__SigningKey": KEY, "RateLimiting__Enabled": "false"}
+        if quiet_access:
+            env["Logging__LogLevel__uvicorn.access"] = "Warning"
         return hero_server("serve", env, cwd=workdir)
     argv = [sys.executable, str(BENCH / "connect_servers.py"), name]
     return server_process([*argv, "--signing-key", KEY], cwd=workdir)
@@ -206,6 +214,12 @@ def main() -> int:
         action="store_true",
         help="negotiate over kept-alive HTTP connections (as browsers do), not one each",
     )
+    parser.add_argument(
+        "--quiet-access",
+        action="store_true",
+        help="hero without its two access lines per connect (uvicorn.access at Warning), "
+        "as the other servers run",
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     raise_fd_limit(args.connections * 2 + args.users * 2 + 200)
@@ -218,7 +232,7 @@ def main() -> int:
         log(f"{name}: {args.users} warm-up and {args.connections} measured connections")
         with (
             tempfile.TemporaryDirectory(prefix="hero-connections-") as workdir,
-            serve(name, Path(workdir)) as (process, port),
+            serve(name, Path(workdir), args.quiet_access) as (process, port),
         ):
             results[name] = asyncio.run(run(args, name, process.pid, port))
         print(json.dumps({name: results[name]}), flush=True)
